@@ -1,0 +1,382 @@
+"""ATLAS top-squark search with two opposite-charge leptons (JHEP 04 (2021) 165), four-body.
+
+Exactly two opposite-charge signal leptons (e or mu), split into ee, mumu and e-mu; the
+paper's key variables mll, MT2 (massless invisible particles), jet and b-jet counts, the
+leading (ISR) jet and missing transverse momentum; cut-and-count signal regions. Every
+systematic variation is evaluated on the same events in memory: the branches are read
+once per chunk whatever the number of variations.
+
+Signal regions, on top of the preselection (2 OS leptons, pT > 4.5 / 4 GeV for e / mu,
+mll > 10 GeV):
+- SR4b-soft / SR4b-hard: four-body regions, pT(l1) < 25 GeV, ETmiss > 250 GeV,
+  leading jet pT > 150 GeV, R2l = ETmiss / (pT(l1) + pT(l2)) > 12, R2l4j > 0.44,
+  and pT(l2) below / above 10 GeV.
+- SR-mt2: MT2 > 110 GeV, at least one b-jet, |mll - mZ| > 20 GeV for same flavour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import awkward as ak
+import hist
+import numpy as np
+from mt2 import mt2
+
+from analysis_kernels.analyses.base import Analysis, ChunkResult, Output
+from analysis_kernels.analyses.systematics import Variation, jer_width, jes_shift, variations
+from analysis_kernels.kinematics import hash_normal, invariant_mass
+
+F32, I32 = "var * float32", "var * int32"
+BRANCHES = {
+    "event": "uint64",
+    "genWeight": "float32",
+    "puWeight": "float32",
+    "puWeightUp": "float32",
+    "puWeightDown": "float32",
+    "LHEScaleWeight": F32,
+    "MET_pt": "float32",
+    "MET_phi": "float32",
+    **{f"Electron_{f}": F32 for f in ("pt", "eta", "phi", "mass", "pfRelIso03_all")},
+    "Electron_charge": I32,
+    "Electron_cutBased": I32,
+    **{f"Muon_{f}": F32 for f in ("pt", "eta", "phi", "mass", "pfRelIso04_all")},
+    "Muon_charge": I32,
+    "Muon_tightId": "var * bool",
+    **{f"Jet_{f}": F32 for f in ("pt", "eta", "phi", "btagDeepFlavB")},
+}
+REGIONS = ["SR4b-soft", "SR4b-hard", "SR-mt2"]
+FLAVOURS = ["ee", "mm", "em"]
+Z_MASS = 91.1876
+JET_PT, JET_ETA, BJET_ETA, BTAG_CUT = 20.0, 2.8, 2.5, 0.3
+MT2_CUT = 110.0
+
+
+def _leptons(events: ak.Array) -> ak.Array:
+    """Signal electrons and muons of each event, merged and sorted by falling pT."""
+    ele = events[[f for f in events.fields if f.startswith("Electron_")]]
+    mu = events[[f for f in events.fields if f.startswith("Muon_")]]
+    e_ok = (ele.Electron_cutBased >= 3) & (ele.Electron_pfRelIso03_all < 0.15)
+    m_ok = mu.Muon_tightId & (mu.Muon_pfRelIso04_all < 0.15)
+
+    def pack(prefix, arr, ok, flavour):
+        return ak.zip(
+            {
+                "pt": arr[f"{prefix}_pt"][ok],
+                "eta": arr[f"{prefix}_eta"][ok],
+                "phi": arr[f"{prefix}_phi"][ok],
+                "mass": arr[f"{prefix}_mass"][ok],
+                "charge": arr[f"{prefix}_charge"][ok],
+                "is_mu": ak.values_astype(arr[f"{prefix}_pt"][ok] * 0 + flavour, bool),
+            }
+        )
+
+    leptons = ak.concatenate([pack("Electron", ele, e_ok, 0), pack("Muon", mu, m_ok, 1)], axis=1)
+    return leptons[ak.argsort(leptons.pt, axis=1, ascending=False)]
+
+
+def preselect(events: ak.Array) -> dict[str, np.ndarray]:
+    """Events with exactly two opposite-charge signal leptons, as flat numpy columns.
+
+    Jets are padded to the largest multiplicity of the chunk so that every variation runs
+    on regular arrays.
+    """
+    leptons = _leptons(events)
+    two = ak.num(leptons) == 2
+    two = two & ak.fill_none(ak.sum(leptons.charge, axis=1) == 0, False)
+    sel = events[two]
+    lep = leptons[two]
+    cols = {f"l_{f}": _regular(lep[f], 2, 0.0, np.float64) for f in ("pt", "eta", "phi", "mass")}
+    cols["l_is_mu"] = _regular(lep.is_mu, 2, False, bool)
+    width = max(1, int(ak.max(ak.num(sel.Jet_pt), initial=0)))
+    for f in ("pt", "eta", "phi", "btagDeepFlavB"):
+        cols[f"j_{f}"] = _regular(sel[f"Jet_{f}"], width, 0.0, np.float64)
+    cols["j_valid"] = _regular(sel.Jet_pt > 0, width, False, bool)
+    for f in ("event", "genWeight", "puWeight", "puWeightUp", "puWeightDown", "MET_pt", "MET_phi"):
+        cols[f] = ak.to_numpy(sel[f]).astype(np.uint64 if f == "event" else np.float64)
+    cols["LHEScaleWeight"] = _regular(sel.LHEScaleWeight, 9, 1.0, np.float64)
+    # Variation-independent pieces, computed once per chunk.
+    for p in ("l", "j"):
+        cols[f"{p}_cos"], cols[f"{p}_sin"] = np.cos(cols[f"{p}_phi"]), np.sin(cols[f"{p}_phi"])
+    cols["met_x"] = cols["MET_pt"] * np.cos(cols["MET_phi"])
+    cols["met_y"] = cols["MET_pt"] * np.sin(cols["MET_phi"])
+    cols["j_central"] = cols["j_valid"] & (np.abs(cols["j_eta"]) < JET_ETA)
+    cols["j_btag"] = (cols["j_btagDeepFlavB"] > BTAG_CUT) & (np.abs(cols["j_eta"]) < BJET_ETA)
+    return cols
+
+
+def _regular(jagged: ak.Array, width: int, fill, dtype) -> np.ndarray:
+    """A (events, width) numpy array: padded with ``fill``, longer lists clipped."""
+    padded = ak.fill_none(ak.pad_none(jagged, width, axis=1, clip=True), fill)
+    return ak.to_numpy(padded).astype(dtype).reshape(len(jagged), width)
+
+
+def lepton_sf(pt, sign: int):
+    """Lepton identification scale factor, with its uncertainty growing at low pT."""
+    return 0.98 + sign * 0.01 * (1 + 5.0 / pt)
+
+
+WEIGHT_ONLY = frozenset({"pu", "scale", "lepsf", "btag"})
+
+
+def weight(v: Variation, c: dict, l_pt: np.ndarray, j_pt: np.ndarray) -> np.ndarray:
+    """Event weight under one variation: generator, pile-up, QCD scale, lepton and b-tag SFs."""
+    pu = (
+        {1: c["puWeightUp"], -1: c["puWeightDown"]}.get(v.sign) if v.kind == "pu" else c["puWeight"]
+    )
+    w = c["genWeight"] * pu * np.prod(lepton_sf(l_pt, v.sign if v.kind == "lepsf" else 0), axis=1)
+    if v.kind == "scale":
+        w = w * c["LHEScaleWeight"][:, v.index]
+    tagged = c["j_valid"] & (c["j_btagDeepFlavB"] > BTAG_CUT) & (np.abs(c["j_eta"]) < BJET_ETA)
+    btag_sf = 0.95 + (0.03 * v.sign if v.kind == "btag" else 0.0)
+    return w * np.where(tagged & (j_pt > JET_PT), btag_sf, 1.0).prod(axis=1)
+
+
+def shifted(v: Variation, c: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Lepton and jet pT under a scale or smearing variation."""
+    l_pt, j_pt = c["l_pt"], c["j_pt"]
+    if v.kind == "jes":
+        j_pt = j_pt * (1 + v.sign * jes_shift(v.index, np.abs(c["j_eta"])))
+    elif v.kind == "jer":
+        jet_index = np.arange(j_pt.shape[1], dtype=np.uint64)[None, :]
+        smear = hash_normal(c["event"][:, None], jet_index, np.uint64(1000 + v.index))
+        j_pt = j_pt * np.maximum(1 + jer_width(v.index) * smear, 0)
+    elif v.kind in ("ees", "mes"):
+        scale = 0.01 if v.kind == "ees" else 0.005
+        flavour = c["l_is_mu"] if v.kind == "mes" else ~c["l_is_mu"]
+        l_pt = l_pt * np.where(flavour, 1 + v.sign * scale, 1.0)
+    return l_pt, j_pt
+
+
+def _sum_leading(values: np.ndarray, k: int) -> np.ndarray:
+    """Sum of the ``k`` largest entries of each row."""
+    if values.shape[1] <= k:
+        return values.sum(1)
+    return -np.partition(-values, k - 1, axis=1)[:, :k].sum(1)
+
+
+def _mt(pt, phi, met, met_x, met_y):
+    """Transverse mass of a massless lepton and the missing momentum."""
+    return np.sqrt(np.maximum(2 * (pt * met - pt * (np.cos(phi) * met_x + np.sin(phi) * met_y)), 0))
+
+
+def _mt2(
+    c: dict, l_pt: np.ndarray, l_phi: np.ndarray, met_x, met_y, where: np.ndarray
+) -> np.ndarray:
+    """MT2 with massless invisible particles, computed only where asked (0 elsewhere)."""
+    out = np.zeros(len(where))
+    idx = np.flatnonzero(where)
+    if idx.size:
+        px, py = l_pt[idx] * np.cos(l_phi[idx]), l_pt[idx] * np.sin(l_phi[idx])
+        m = c["l_mass"][idx]
+        out[idx] = mt2(
+            m[:, 0],
+            px[:, 0],
+            py[:, 0],
+            m[:, 1],
+            px[:, 1],
+            py[:, 1],
+            met_x[idx],
+            met_y[idx],
+            0.0,
+            0.0,
+        )
+    return out
+
+
+def evaluate(v: Variation, c: dict, nominal: dict | None = None) -> dict[str, np.ndarray]:
+    """Key variables and region flags of the preselected events under one variation.
+
+    Weight-only variations reuse the nominal kinematics; MT2, the costly variable, is
+    computed only for events that pass every other cut of the region that uses it.
+    """
+    if nominal is not None and v.kind in WEIGHT_ONLY:
+        return {**nominal, "weight": weight(v, c, c["l_pt"], c["j_pt"])}
+    l_pt, j_pt = shifted(v, c)
+    dj, dl = (j_pt - c["j_pt"]) * c["j_valid"], l_pt - c["l_pt"]
+    met_x = c["met_x"] - (dj * c["j_cos"]).sum(1) - (dl * c["l_cos"]).sum(1)
+    met_y = c["met_y"] - (dj * c["j_sin"]).sum(1) - (dl * c["l_sin"]).sum(1)
+    eta, phi, mass, is_mu = c["l_eta"], c["l_phi"], c["l_mass"], c["l_is_mu"]
+    if v.kind in ("ees", "mes"):  # the leading lepton may change
+        order = np.argsort(-l_pt, axis=1)
+        l_pt, eta, phi, is_mu = (
+            np.take_along_axis(a, order, axis=1) for a in (l_pt, eta, phi, is_mu)
+        )
+    met = np.hypot(met_x, met_y)
+    if nominal is not None and v.kind in ("jes", "jer"):  # leptons untouched
+        mll = nominal["mll"]
+    else:
+        mll = invariant_mass(
+            l_pt[:, 0],
+            eta[:, 0],
+            phi[:, 0],
+            mass[:, 0],
+            l_pt[:, 1],
+            eta[:, 1],
+            phi[:, 1],
+            mass[:, 1],
+        )
+    jets = c["j_central"] & (j_pt > JET_PT)
+    jet_pt = np.where(jets, j_pt, 0.0)
+    n_b = (jets & c["j_btag"]).sum(1)
+    lead_jet = jet_pt.max(1)
+    ht4 = _sum_leading(jet_pt, 4)
+    presel = (l_pt > np.where(is_mu, 4.0, 4.5)).all(1) & (mll > 10)
+    r2l = met / (l_pt[:, 0] + l_pt[:, 1])
+    r2l4j = met / (met + l_pt.sum(1) + ht4)
+    four_body = (
+        presel & (l_pt[:, 0] < 25) & (met > 250) & (lead_jet > 150) & (r2l > 12) & (r2l4j > 0.44)
+    )
+    same_flavour = is_mu[:, 0] == is_mu[:, 1]
+    mt2_candidates = presel & (n_b >= 1) & (~same_flavour | (np.abs(mll - Z_MASS) > 20))
+    # MT2 <= mT(l_i, pTmiss) for each lepton: skip events that cannot pass the cut.
+    bound = np.minimum(*(_mt(l_pt[:, i], phi[:, i], met, met_x, met_y) for i in (0, 1)))
+    mt2_val = _mt2(
+        c,
+        l_pt,
+        phi,
+        met_x,
+        met_y,
+        presel if v.kind == "nominal" else mt2_candidates & (bound > MT2_CUT),
+    )
+    regions = {
+        "SR4b-soft": four_body & (l_pt[:, 1] < 10),
+        "SR4b-hard": four_body & (l_pt[:, 1] >= 10),
+        "SR-mt2": mt2_candidates & (mt2_val > MT2_CUT),
+    }
+    return {
+        "weight": weight(v, c, l_pt, j_pt),
+        "presel": presel,
+        "mll": mll,
+        "mt2": mt2_val,
+        "met": met,
+        "n_jets": jets.sum(1),
+        "lead_jet": lead_jet,
+        "regions": regions,
+        "flavour": np.where(~same_flavour, 2, np.where(is_mu[:, 0], 1, 0)),
+    }
+
+
+def _histograms(names: list[str]) -> Output:
+    weighted = hist.storage.Weight()
+    flav = hist.axis.StrCategory(FLAVOURS, name="flavour")
+    return {
+        "yields": hist.Hist(
+            hist.axis.StrCategory(names, name="variation"),
+            hist.axis.StrCategory(REGIONS, name="region"),
+            flav,
+            storage=weighted,
+        ),
+        "mll": hist.Hist(
+            hist.axis.Regular(50, 0, 250, name="mll", label=r"$m_{\ell\ell}$ [GeV]"),
+            flav,
+            storage=weighted,
+        ),
+        "mt2": hist.Hist(
+            hist.axis.Regular(40, 0, 200, name="mt2", label=r"$m_{T2}$ [GeV]"),
+            flav,
+            storage=weighted,
+        ),
+        "met": hist.Hist(
+            hist.axis.Regular(50, 0, 1000, name="met", label=r"$E_T^{miss}$ [GeV]"),
+            storage=weighted,
+        ),
+        "n_jets": hist.Hist(
+            hist.axis.Integer(0, 10, name="n_jets", label="jets"), storage=weighted
+        ),
+        "lead_jet_pt": hist.Hist(
+            hist.axis.Regular(50, 0, 1000, name="pt", label="leading jet $p_T$ [GeV]"),
+            storage=weighted,
+        ),
+    }
+
+
+def process(events: ak.Array, n_variations: int = 20) -> ChunkResult:
+    vs = variations(n_variations)
+    out = _histograms([v.name for v in vs])
+    cols = preselect(events)
+    flavour_names = np.asarray(FLAVOURS)
+    nominal = None
+    view = out["yields"].view()
+    for i, v in enumerate(vs):
+        r = evaluate(v, cols, nominal)
+        for j, mask in enumerate(r["regions"].values()):
+            w, flav = r["weight"][mask], r["flavour"][mask]
+            view.value[i, j] += np.bincount(flav, weights=w, minlength=len(FLAVOURS))
+            view.variance[i, j] += np.bincount(flav, weights=w * w, minlength=len(FLAVOURS))
+        if v.kind == "nominal":
+            nominal = r
+            p, w, flav = (
+                r["presel"],
+                r["weight"][r["presel"]],
+                flavour_names[r["flavour"][r["presel"]]],
+            )
+            out["mll"].fill(r["mll"][p], flav, weight=w)
+            out["mt2"].fill(r["mt2"][p], flav, weight=w)
+            out["met"].fill(r["met"][p], weight=w)
+            out["n_jets"].fill(r["n_jets"][p], weight=w)
+            out["lead_jet_pt"].fill(r["lead_jet"][p], weight=w)
+    out["cutflow"] = {
+        "events": len(events),
+        "two_os_leptons": len(cols["event"]),
+        "preselected": int(nominal["presel"].sum()),
+    }
+    p = nominal["presel"]
+    snapshot = ak.zip(
+        {
+            "event": cols["event"][p],
+            "mll": nominal["mll"][p],
+            "mt2": nominal["mt2"][p],
+            "met": nominal["met"][p],
+            "weight": nominal["weight"][p],
+        }
+    )
+    return out, snapshot
+
+
+def summarize(output: Output, params: Mapping) -> dict:
+    yields = output["yields"]
+    names = list(yields.axes["variation"])
+    values = yields.values().sum(axis=2)  # variation x region
+    nominal = values[0]
+    summary = {"cutflow": output["cutflow"], "variations": len(names), "signal_regions": {}}
+    for r, region in enumerate(REGIONS):
+        shifts = values[:, r] - nominal[r]
+        worst = int(np.argmax(np.abs(shifts)))
+        summary["signal_regions"][region] = {
+            "nominal": float(nominal[r]),
+            "stat_error": float(np.sqrt(yields.variances()[0, r].sum())),
+            "largest_variation": names[worst],
+            "largest_shift": float(shifts[worst]),
+            "by_flavour": dict(zip(FLAVOURS, map(float, yields.values()[0, r]), strict=True)),
+        }
+    return summary
+
+
+def headline(summary: dict) -> list[str]:
+    lines = [f"{summary['variations']} variation(s); cut flow {summary['cutflow']}"]
+    for region, r in summary["signal_regions"].items():
+        lines.append(
+            f"{region}: {r['nominal']:.2f} ± {r['stat_error']:.2f} (stat); "
+            f"largest shift {r['largest_shift']:+.2f} from {r['largest_variation']}"
+        )
+    return lines
+
+
+def plot(output: Output, params: Mapping, directory: Path) -> list[Path]:
+    from analysis_kernels.plots import stop_plots
+
+    return stop_plots(output, directory)
+
+
+ANALYSIS = Analysis(
+    name="stop",
+    title="ATLAS stop two-lepton four-body search with systematic variations",
+    branches=BRANCHES,
+    process=process,
+    summarize=summarize,
+    plot=plot,
+    headline=headline,
+    defaults={"n_variations": 20},
+)

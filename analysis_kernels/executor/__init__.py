@@ -1,0 +1,144 @@
+"""One executor for every backend: serial, LocalCluster, any scheduler, KubeCluster.
+
+Chunks are (file, entry range) work units. Results are merged as they arrive, in chunk
+order (a result that arrives early waits for its predecessors), so that floating-point
+sums, and hence histograms, are identical bin for bin whatever the backend and the order
+in which workers finish. Dask reschedules the chunks of a worker that dies; bad input
+raises an error naming file and entry range, or with ``skip_bad`` is reported chunk by
+chunk so that processed + failed = total input events.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from distributed import Client, as_completed
+from tqdm import tqdm
+
+from analysis_kernels.analyses import get_analysis, merge
+from analysis_kernels.executor.backends import open_backend
+from analysis_kernels.executor.chunks import Chunk, expand_inputs, plan
+from analysis_kernels.executor.harvest import HarvestSpec, gather
+from analysis_kernels.executor.report import Report
+from analysis_kernels.executor.task import ChunkOutcome, process_chunk
+from analysis_kernels.schema import TREE
+
+DEFAULT_CHUNK_SIZE = 100_000
+
+__all__ = ["DEFAULT_CHUNK_SIZE", "HarvestSpec", "Report", "gather", "run"]
+
+
+def _serial(chunks: list[Chunk], task: dict) -> Iterator[ChunkOutcome]:
+    for chunk in chunks:
+        yield process_chunk(chunk=chunk, **task)
+
+
+def _distributed(client: Client, chunks: list[Chunk], task: dict) -> Iterator[ChunkOutcome]:
+    futures = [
+        client.submit(
+            process_chunk,
+            chunk=chunk,
+            **task,
+            key=f"{task['analysis_name']}-chunk-{chunk.index}-{id(chunks):x}",
+        )
+        for chunk in chunks
+    ]
+    try:
+        for future in as_completed(futures):
+            yield future.result()
+            future.release()
+    finally:
+        client.cancel(futures)
+
+
+class _OrderedMerge:
+    """Merge outcomes in chunk order, holding back any that arrive early."""
+
+    def __init__(self):
+        self.output: dict[str, Any] = {}
+        self.pending: dict[int, dict] = {}
+        self.next = 0
+
+    def add(self, index: int, output: dict | None) -> None:
+        self.pending[index] = output
+        while self.next in self.pending:
+            part = self.pending.pop(self.next)
+            if part is not None:
+                self.output = merge(self.output, part) if self.output else part
+            self.next += 1
+
+
+def run(
+    analysis: str,
+    inputs: str | Iterable[str],
+    executor: str | Client = "serial",
+    params: Mapping[str, Any] | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    skip_bad: bool = False,
+    harvest: HarvestSpec | None = None,
+    tree: str = TREE,
+    progress: bool = False,
+) -> Report:
+    """Run ``analysis`` over ``inputs`` on ``executor`` and return the :class:`Report`."""
+    spec = get_analysis(analysis)
+    params = spec.params(params)
+    started = time.perf_counter()
+    chunks, entries, unreadable = plan(expand_inputs(inputs), chunk_size, tree, skip_bad)
+    task = {
+        "analysis_name": analysis,
+        "params": params,
+        "skip_bad": skip_bad,
+        "harvest": harvest,
+        "tree": tree,
+    }
+    merged = _OrderedMerge()
+    per_file = {f: {"total": n, "processed": 0} for f, n in entries.items()}
+    failed, manifest = [], []
+    cpu = bytes_read = 0
+    bar = tqdm(
+        total=sum(entries.values()), unit="ev", unit_scale=True, desc=analysis, disable=not progress
+    )
+    with open_backend(executor) as client:
+        outcomes = _serial(chunks, task) if client is None else _distributed(client, chunks, task)
+        for outcome in outcomes:
+            chunk = outcome.chunk
+            if outcome.error is None:
+                per_file[chunk.file]["processed"] += chunk.events
+                cpu += outcome.cpu_time
+                bytes_read += outcome.bytes_read
+                if outcome.harvested:
+                    manifest.append(outcome.harvested)
+            else:
+                failed.append(
+                    {
+                        "file": chunk.file,
+                        "entry_start": chunk.entry_start,
+                        "entry_stop": chunk.entry_stop,
+                        "events": chunk.events,
+                        "error": outcome.error,
+                    }
+                )
+            merged.add(chunk.index, outcome.output)
+            bar.update(chunk.events)
+    bar.close()
+    output = merged.output
+    processed = sum(f["processed"] for f in per_file.values())
+    return Report(
+        analysis=analysis,
+        executor=executor if isinstance(executor, str) else f"client:{executor.scheduler.address}",
+        params=params,
+        output=output,
+        summary=spec.summarize(output, params) if output else {},
+        events_total=sum(entries.values()),
+        events_processed=processed,
+        events_per_file=per_file,
+        failed_chunks=sorted(failed, key=lambda f: (f["file"], f["entry_start"])),
+        unreadable_files=unreadable,
+        wall_time=time.perf_counter() - started,
+        cpu_time=cpu,
+        bytes_read=bytes_read,
+        chunks=len(chunks),
+        harvest_manifest=manifest if harvest else None,
+    )

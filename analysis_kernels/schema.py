@@ -1,0 +1,128 @@
+"""NanoAOD conventions: branch types, collections, and reading one chunk with clear errors.
+
+A collection ``X`` is a counter branch ``nX`` plus jagged branches ``X_<field>``, as in CMS
+NanoAOD. Types are spelled like awkward's ("float32", "var * float32") so an analysis can
+declare exactly what it reads, and a file that does not match is refused by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import awkward as ak
+import numpy as np
+import uproot
+
+from analysis_kernels.errors import InputError
+
+TREE = "Events"
+
+# uproot writes counters as int32; CMS NanoAOD stores them as uint32. Both are counters.
+COUNTER_TYPES = frozenset({"int32", "uint32"})
+
+
+def branch_type(branch) -> str:
+    """The awkward-style type of one uproot branch, e.g. ``var * float32``."""
+    interp = branch.interpretation
+    if isinstance(interp, uproot.interpretation.jagged.AsJagged):
+        return f"var * {np.dtype(interp.content.to_dtype).name}"
+    if isinstance(interp, uproot.interpretation.numerical.AsDtype):
+        return np.dtype(interp.to_dtype).name
+    return type(interp).__name__
+
+
+def tree_types(tree) -> dict[str, str]:
+    """Branch name to type for every branch of a tree."""
+    return {name: branch_type(tree[name]) for name in tree.keys()}  # noqa: SIM118 (uproot trees are not dicts)
+
+
+def collections(types: Mapping[str, str]) -> dict[str, list[str]]:
+    """Collection name to its jagged branches, for every ``nX`` counter present."""
+    out: dict[str, list[str]] = {}
+    for name, kind in types.items():
+        if name.startswith("n") and kind in COUNTER_TYPES:
+            prefix = name[1:] + "_"
+            fields = [b for b, t in types.items() if b.startswith(prefix) and t.startswith("var")]
+            if fields:
+                out[name[1:]] = fields
+    return out
+
+
+def open_tree(path: str, tree: str = TREE):
+    """Open ``path`` and return its tree, or raise :class:`InputError` naming the file."""
+    try:
+        file = uproot.open(path)
+    except FileNotFoundError as err:
+        raise InputError("file not found", file=path) from err
+    except Exception as err:  # uproot raises many types for a damaged file
+        raise InputError(
+            f"not a readable ROOT file ({type(err).__name__}: {err})", file=path
+        ) from err
+    try:
+        return file[tree]
+    except KeyError as err:
+        raise InputError(
+            f"no tree {tree!r} (the file has: {', '.join(file.keys()) or 'nothing'})", file=path
+        ) from err
+    except Exception as err:
+        raise InputError(
+            f"tree {tree!r} is damaged ({type(err).__name__}: {err})", file=path
+        ) from err
+
+
+def check_branches(tree, declared: Mapping[str, str], path: str) -> None:
+    """Refuse a tree that lacks a declared branch or stores it with another type."""
+    present = set(tree.keys())
+    missing = [b for b in declared if b not in present]
+    if missing:
+        raise InputError(
+            f"missing branch(es) {', '.join(missing)} in tree {tree.name!r}", file=path
+        )
+    for name, expected in declared.items():
+        found = branch_type(tree[name])
+        if found != expected:
+            raise InputError(
+                f"branch {name!r} has type {found!r}, the analysis expects {expected!r}", file=path
+            )
+
+
+def read_chunk(
+    path: str, declared: Mapping[str, str], entry_start: int, entry_stop: int, tree: str = TREE
+) -> tuple[ak.Array, int]:
+    """Read exactly the declared branches of one entry range.
+
+    Returns the events and the number of bytes requested from storage.
+    """
+    events_tree = open_tree(path, tree)
+    check_branches(events_tree, declared, path)
+    source = events_tree.file.source
+    before = source.num_requested_bytes
+    try:
+        events = events_tree.arrays(
+            list(declared), entry_start=entry_start, entry_stop=entry_stop, library="ak"
+        )
+    except Exception as err:
+        raise InputError(
+            f"cannot read or decompress ({type(err).__name__}: {err})",
+            file=path,
+            entry_start=entry_start,
+            entry_stop=entry_stop,
+        ) from err
+    finally:
+        bytes_read = source.num_requested_bytes - before
+        events_tree.file.close()
+    if len(events) != entry_stop - entry_start:
+        raise InputError(
+            f"read {len(events)} events, expected {entry_stop - entry_start}",
+            file=path,
+            entry_start=entry_start,
+            entry_stop=entry_stop,
+        )
+    return events, bytes_read
+
+
+def collection(events: ak.Array, name: str, fields: list[str] | None = None) -> ak.Array:
+    """Zip the ``name_*`` branches of ``events`` into one jagged record array."""
+    prefix = name + "_"
+    names = fields or [f[len(prefix) :] for f in events.fields if f.startswith(prefix)]
+    return ak.zip({f: events[prefix + f] for f in names})
