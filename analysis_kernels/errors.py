@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-class InputError(Exception):
+class InputError(ValueError):
     """An input file cannot be read as the analysis needs it.
 
     Carries the file and, when known, the entry range, so that a failed chunk can be

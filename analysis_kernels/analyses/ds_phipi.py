@@ -80,10 +80,10 @@ def process(events: ak.Array, mc_truth: bool = False) -> ChunkResult:
     _, best, has_best, cutflow = select(events)
     chosen = events[has_best]
     best = best[has_best]
-    mass = ak.flatten(chosen.Triplet2_Mass[best])
+    mass = ak.drop_none(ak.flatten(chosen.Triplet2_Mass[best]))
     out: Output = {"mass": hist.Hist(MASS_AXIS).fill(mass), "cutflow": cutflow}
     if mc_truth:
-        flav = ak.flatten(chosen.Triplet2_genFlav[best])
+        flav = ak.drop_none(ak.flatten(chosen.Triplet2_genFlav[best]))
         out["mass_by_truth"] = hist.Hist(
             MASS_AXIS, hist.axis.IntCategory(list(FLAVOURS), name="flavour")
         ).fill(mass, flav)

@@ -50,8 +50,9 @@ def _write_local(array: ak.Array, path: str, fmt: str) -> None:
     if fmt == "parquet":
         ak.to_parquet(array, path)
     else:
-        with uproot.recreate(path) as f:
-            f[SNAPSHOT_TREE] = {name: array[name] for name in array.fields}
+        with uproot.recreate(path) as f:  # a TTree, as ROOT's Snapshot writes
+            columns = {name: array[name] for name in array.fields}
+            f.mktree(SNAPSHOT_TREE, {k: v.type.content for k, v in columns.items()}).extend(columns)
 
 
 def write_snapshot(spec: HarvestSpec, analysis: str, chunk, array: ak.Array) -> dict:

@@ -1,0 +1,88 @@
+"""One executor: identical histograms from every backend, and the accounting of events."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analysis_kernels import run
+from analysis_kernels.generate import load_truth
+
+PARAMS = {"ds": {}, "stop": {"n_variations": 25}, "dt": {}}
+
+
+def _assert_identical(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key, value in a.items():
+        if hasattr(value, "view"):
+            assert np.array_equal(value.view(flow=True), b[key].view(flow=True)), key
+        else:
+            assert value == b[key], key
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("analysis", ["ds", "stop", "dt"])
+def test_serial_local_and_scheduler_give_identical_histograms(datasets, dask_processes, analysis):
+    """Bin for bin, variances included: serial, a LocalCluster, separate worker processes."""
+    reports = [
+        run(analysis, datasets[analysis], executor=ex, params=PARAMS[analysis], chunk_size=7000)
+        for ex in ("serial", "local:2", dask_processes.address)
+    ]
+    for other in reports[1:]:
+        _assert_identical(reports[0].output, other.output)
+        assert other.summary == reports[0].summary
+        assert other.events_processed == reports[0].events_processed == reports[0].events_total
+        assert other.bytes_read == reports[0].bytes_read
+
+
+def test_report_accounts_for_every_event(datasets):
+    report = run("dt", datasets["dt"], chunk_size=25_000)
+    truth = load_truth(datasets["dt"])
+    assert report.events_total == report.events_processed == truth["totals"]["events"]
+    assert report.complete and report.events_failed == 0
+    assert report.chunks == 2 * 3  # 60k events per file in chunks of 25k
+    assert sorted(v["processed"] for v in report.events_per_file.values()) == [60_000, 60_000]
+    assert report.bytes_read > 0 and report.cpu_time > 0 and report.wall_time > 0
+    assert report.summary["cutflow"]["events"] == report.events_processed
+
+
+def test_report_saves_numbers_and_histograms(datasets, tmp_path):
+    import json
+    import pickle
+
+    report = run("ds", datasets["ds"])
+    json_path, hist_path = report.save(tmp_path)
+    data = json.loads(json_path.read_text())
+    assert data["events_processed"] == report.events_processed and "output" not in data
+    assert pickle.loads(hist_path.read_bytes())["mass"] == report.output["mass"]
+
+
+@pytest.mark.parametrize(
+    ("executor", "message"),
+    [
+        ("local:zero", "positive integer"),
+        ("spark://x", "unknown executor"),
+        ("local:0", "positive integer"),
+    ],
+)
+def test_bad_executor_is_named(datasets, executor, message):
+    with pytest.raises(ValueError, match=message):
+        run("ds", datasets["ds"], executor=executor)
+
+
+def test_kube_without_dask_kubernetes_says_what_to_install(datasets):
+    pytest.importorskip("distributed")
+    try:
+        import dask_kubernetes  # noqa: F401
+    except ImportError:
+        with pytest.raises(RuntimeError, match=r"pip install 'analysis-facility\[kube\]'"):
+            run("ds", datasets["ds"], executor="kube")
+    else:
+        pytest.fail(
+            "dask-kubernetes is installed here; the kube backend is tested against a real API server"
+        )
+
+
+def test_no_input_files_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="no input files found"):
+        run("ds", tmp_path)
