@@ -121,3 +121,17 @@ def dt_plots(output: dict, directory: Path) -> list[Path]:
         mplhep.cms.text("Simulation Preliminary", ax=ax)
         paths.append(_save(fig, directory / f"dt_efficiency_{var}.png"))
     return paths
+
+
+def simple_histograms(output: dict, directory: Path, prefix: str) -> list[Path]:
+    """One plain figure per one-dimensional histogram."""
+    plt.style.use(mplhep.style.CMS)
+    paths = []
+    for name, h in output.items():
+        if getattr(h, "ndim", 0) != 1:
+            continue
+        fig, ax = plt.subplots()
+        mplhep.histplot(h, ax=ax)
+        ax.set_xlabel(h.axes[0].label)
+        paths.append(_save(fig, directory / f"{prefix}_{name}.png"))
+    return paths

@@ -29,6 +29,11 @@ class Analysis:
     headline: Callable[[dict], list[str]] = lambda summary: []
     defaults: Mapping[str, Any] = field(default_factory=dict)
     truth_branches: Mapping[str, str] = field(default_factory=dict)
+    dataset: str = ""  # the generator whose data it reads, when not named like the analysis
+
+    @property
+    def generator(self) -> str:
+        return self.dataset or self.name
 
     def params(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The analysis' parameters: defaults overridden by ``given``, unknown names refused."""

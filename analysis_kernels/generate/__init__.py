@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from analysis_kernels.generate import ds, dt, stop
+from analysis_kernels.generate import adl, ds, dt, stop
 from analysis_kernels.generate.writer import DEFAULT_CODEC, DEFAULT_LEVEL, compression, write_events
 
-GENERATORS = {"ds": ds, "stop": stop, "dt": dt}
+GENERATORS = {"ds": ds, "stop": stop, "dt": dt, "adl": adl}
 BASKET_EVENTS = 50_000
 TRUTH_FILE = "truth.json"
 
