@@ -1,132 +1,143 @@
-"""Throughput of the three analyses: serial and LocalCluster, against the uproot I/O floor.
+"""``make bench``: every study in one invocation, peers measured beside ours.
 
-The I/O floor reads and decompresses exactly the branches an analysis declares, with
-uproot and nothing else: no analysis can be faster. Every system is measured in the same
-invocation on the same files, repeated, and reported as a ratio to that floor.
+Results: ``benchmarks/results/<date>/`` (JSON per study, PNG figures, ``summary.md`` with the
+throughput table and the targets). Default sizes finish in about 15 minutes on 2 cores;
+``--scale`` multiplies every dataset size.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import os
-import platform
-import statistics
-import time
 from pathlib import Path
 
-import uproot
-from distributed import Client, LocalCluster
+from benchmarks import figures, interactive, scaling, systematics, throughput
+from benchmarks.common import results_dir
 
-from analysis_kernels import get_analysis, run
-from analysis_kernels.executor.chunks import expand_inputs
-from analysis_kernels.generate import DatasetSpec, generate_dataset, load_truth
-
-RESULTS = Path(__file__).parent / "results"
+STUDIES = ["throughput", "systematics", "scaling", "interactive"]
 
 
-def io_floor(analysis: str, files: list[str], params: dict) -> float:
-    """Seconds to read and decompress the declared branches of every file."""
-    branches = list(get_analysis(analysis).branches_for(params))
-    start = time.perf_counter()
-    for path in files:
-        with uproot.open(path) as f:
-            f["Events"].arrays(branches, library="ak")
-    return time.perf_counter() - start
+def _table(result: dict, codec: str) -> list[str]:
+    rows = [r for r in result["rows"] if r["codec"] == codec]
+    lines = [
+        f"Codec {codec}, one core, {result['events']} events (seed analyses), {result['adl_events']} (ADL):",
+        "",
+        "| analysis | ours Mev/s | RDataFrame Mev/s | coffea Mev/s | I/O floor Mev/s | ours / floor (time) | ours vs RDF |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for analysis in dict.fromkeys(r["analysis"] for r in rows):
+        by = {r["system"]: r for r in rows if r["analysis"] == analysis}
+        rate = {
+            s: f"{by[s]['events_per_s_per_core'] / 1e6:.3f}" if s in by else "-"
+            for s in ("ours", "rdataframe", "coffea", "io-floor")
+        }
+        lines.append(
+            f"| {analysis} | {rate['ours']} | {rate['rdataframe']} | {rate['coffea']} | {rate['io-floor']} | "
+            f"{by['ours']['ratio_to_io_floor']:.2f} | {by['ours']['speedup_vs_rdataframe']:.1f}x |"
+        )
+    return lines
 
 
-def measure(fn, repeat: int) -> dict:
-    times = [fn() for _ in range(repeat)]
-    return {"min": min(times), "median": statistics.median(times), "all": times}
-
-
-def dataset(analysis: str, directory: Path, events: int, files: int, codec: str) -> Path:
-    target = directory / f"{analysis}-{codec}-{files}x{events}"
-    try:
-        spec = load_truth(target)["spec"]
-        if spec["events_per_file"] == events and spec["files"] == files:
-            return target
-    except FileNotFoundError:
-        pass
-    generate_dataset(
-        DatasetSpec(analysis, files=files, events_per_file=events, codec=codec),
-        target,
-        progress=False,
-    )
-    return target
+def _targets(results: dict) -> list[str]:
+    lines = ["", "Targets (from the benchmarks issue), as measured in this run:", ""]
+    if "throughput" in results:
+        rows = results["throughput"]["rows"]
+        ours = [r for r in rows if r["system"] == "ours"]
+        worst_rdf = min(ours, key=lambda r: r["speedup_vs_rdataframe"])
+        lines.append(
+            f"- per-core throughput >= 1.5x RDataFrame everywhere: worst {worst_rdf['speedup_vs_rdataframe']:.2f}x "
+            f"({worst_rdf['analysis']}, {worst_rdf['codec']})"
+        )
+        coffea = {
+            (r["analysis"], r["codec"]): r["wall_min_s"] for r in rows if r["system"] == "coffea"
+        }
+        ratios = [
+            coffea[(r["analysis"], r["codec"])] / r["wall_min_s"]
+            for r in ours
+            if (r["analysis"], r["codec"]) in coffea
+        ]
+        lines.append(
+            f"- not below coffea on any ADL query: worst ours/coffea speed {min(ratios):.2f}x"
+        )
+        floor = [
+            r
+            for r in ours
+            if r["analysis"] in {"adl_q1", "adl_q2", "adl_q3", "adl_q4", "adl_q5", "ds"}
+        ]
+        worst_floor = max(floor, key=lambda r: r["ratio_to_io_floor"])
+        lines.append(
+            f"- within 1.5x of the I/O floor (ADL Q1-Q5, Ds): worst {worst_floor['ratio_to_io_floor']:.2f}x "
+            f"({worst_floor['analysis']}, {worst_floor['codec']})"
+        )
+    if "systematics" in results:
+        lines.append(
+            f"- 100 variations <= 3x one nominal pass: {results['systematics']['cost_100_over_1']:.1f}x"
+        )
+    if "scaling" in results:
+        lines.append(
+            f"- parallel efficiency 1 -> 2 workers >= 90%: {100 * results['scaling']['parallel_efficiency_1_to_2']:.0f}%"
+        )
+    if "interactive" in results:
+        lines.append(
+            f"- warm re-run >= 10x faster than cold: {results['interactive']['speedup']:.1f}x"
+        )
+    return lines
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events-per-file", type=int, default=250_000)
-    parser.add_argument("--files", type=int, default=4)
-    parser.add_argument("--codec", default="ZSTD")
-    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
-        "--n-variations", type=int, default=20, help="systematic variations of the stop analysis"
+        "--only", nargs="+", choices=STUDIES, default=STUDIES, help="studies to run"
     )
-    parser.add_argument("--data", type=Path, default=Path("data/bench"))
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every dataset size")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="repetitions per measurement (min and median kept)"
+    )
+    parser.add_argument(
+        "--codecs",
+        nargs="+",
+        default=["ZSTD", "LZ4", "LZMA"],
+        help="codecs of the throughput table",
+    )
+    parser.add_argument(
+        "--data", type=Path, default=Path("data/bench"), help="where generated datasets are kept"
+    )
     args = parser.parse_args(argv)
-
-    out_dir = RESULTS / dt.date.today().isoformat()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
-        "versions": {
-            m: __import__(m).__version__
-            for m in ("uproot", "awkward", "hist", "dask", "distributed")
-        },
-        "codec": args.codec,
-        "events_per_file": args.events_per_file,
-        "files": args.files,
-        "rows": [],
-    }
-    for analysis in ("ds", "stop", "dt"):
-        params = {"n_variations": args.n_variations} if analysis == "stop" else {}
-        data = dataset(analysis, args.data, args.events_per_file, args.files, args.codec)
-        files = expand_inputs(data)
-        events = load_truth(data)["totals"]["events"]
-        size = load_truth(data)["totals"]["bytes"]
-        floor = measure(lambda a=analysis, f=files, p=params: io_floor(a, f, p), args.repeat)
-        rows = {"io-floor": floor}
-        rows["serial"] = measure(
-            lambda a=analysis, d=data, p=params: run(a, d, params=p).wall_time, args.repeat
+    size = lambda n: max(1000, int(n * args.scale))  # noqa: E731
+    out = results_dir()
+    results = {}
+    if "throughput" in args.only:
+        print("throughput (study 4)")
+        results["throughput"] = throughput.measure(
+            args.data, args.codecs, size(200_000), size(1_000_000), args.repeat
         )
-        # A warm LocalCluster, as a physicist has from the Dask sidebar: startup not counted.
-        with (
-            LocalCluster(
-                n_workers=2, threads_per_worker=1, dashboard_address=None, host="127.0.0.1"
-            ) as cluster,
-            Client(cluster) as client,
-        ):
-            run(analysis, data, executor=client, params=params)  # warm-up: imports on the workers
-            rows["local:2"] = measure(
-                lambda a=analysis, d=data, p=params: run(a, d, executor=client, params=p).wall_time,
-                args.repeat,
-            )
-        for system, t in rows.items():
-            row = {
-                "analysis": analysis,
-                "system": system,
-                "events": events,
-                "bytes": size,
-                "wall_min_s": t["min"],
-                "wall_median_s": t["median"],
-                "events_per_s": events / t["min"],
-                "ratio_to_io_floor": t["min"] / floor["min"],
-            }
-            results["rows"].append(row)
-            print(
-                f"{analysis:5s} {system:9s} {t['min']:7.2f} s  {row['events_per_s'] / 1e6:6.2f} Mev/s"
-                f"  x{row['ratio_to_io_floor']:.2f} of I/O floor"
-            )
-    (out_dir / "throughput.json").write_text(json.dumps(results, indent=1))
-    print(f"results: {out_dir / 'throughput.json'}")
+        for codec in args.codecs:
+            figures.throughput(results["throughput"], out, codec)
+    if "systematics" in args.only:
+        print("systematic variations (study 1)")
+        results["systematics"] = systematics.measure(
+            args.data, size(50_000), 2, 1, chunk_size=size(25_000)
+        )
+        figures.systematics(results["systematics"], out)
+    if "scaling" in args.only:
+        print("Ds scaling and resources (studies 2, 3)")
+        results["scaling"] = scaling.measure(
+            args.data, 8, size(1_250_000), [1, 2, 4, 6, 8], chunk_size=size(250_000)
+        )
+        figures.scaling(results["scaling"], out)
+    if "interactive" in args.only:
+        print("quasi-interactivity (study 5)")
+        results["interactive"] = interactive.measure(
+            args.data, 8, size(1_250_000), chunk_size=size(250_000)
+        )
+        figures.interactive(results["interactive"], out)
+    lines = []
+    if "throughput" in results:
+        for codec in args.codecs:
+            lines += [*_table(results["throughput"], codec), ""]
+    lines += _targets(results)
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"results and figures: {out}")
     return 0
 
 

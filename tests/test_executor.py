@@ -86,3 +86,30 @@ def test_kube_without_dask_kubernetes_says_what_to_install(datasets):
 def test_no_input_files_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no input files found"):
         run("ds", tmp_path)
+
+
+@pytest.mark.slow
+def test_rerun_with_a_new_cut_reads_nothing_from_storage(datasets):
+    """Columns stay in worker memory: a re-run after changing a cut equals a cold run."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, dashboard_address=None, host="127.0.0.1"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        cold = run("ds", datasets["ds"], executor=client, chunk_size=20_000, cache=True)
+        warm = run(
+            "ds",
+            datasets["ds"],
+            executor=client,
+            chunk_size=20_000,
+            cache=True,
+            params={"fd_significance_min": 4.0},
+        )
+        assert cold.bytes_read > 0
+        assert warm.bytes_read < cold.bytes_read / 3  # chunks found their worker's columns
+    reference = run("ds", datasets["ds"], chunk_size=20_000, params={"fd_significance_min": 4.0})
+    assert warm.output["mass"] == reference.output["mass"]
+    assert warm.output["mass"].sum() < cold.output["mass"].sum()

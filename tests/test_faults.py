@@ -13,9 +13,9 @@ from distributed import Client
 from analysis_kernels import get_analysis, run
 from analysis_kernels.analyses import merge
 from analysis_kernels.errors import InputError
+from analysis_kernels.executor.processes import DaskProcesses
 from analysis_kernels.generate import DatasetSpec, generate_dataset
 from analysis_kernels.schema import read_chunk
-from tests.conftest import DaskProcesses
 
 
 @pytest.mark.slow

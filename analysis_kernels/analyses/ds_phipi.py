@@ -17,6 +17,7 @@ import hist
 import numpy as np
 
 from analysis_kernels.analyses.base import Analysis, ChunkResult, Output
+from analysis_kernels.columns import padded
 from analysis_kernels.fit import fit_ds_dplus
 
 F32, I32, B = "var * float32", "var * int32", "var * bool"
@@ -44,19 +45,27 @@ FLAVOURS = {0: "combinatorial", 411: "Dplus", 431: "Ds"}
 
 
 def match(candidate_pt: ak.Array, collection_pt: ak.Array) -> tuple[ak.Array, ak.Array]:
-    """Index of each candidate's object in a collection, found by exact pT, and whether found."""
-    pairs = ak.cartesian([candidate_pt, collection_pt], nested=True)
-    same = pairs["0"] == pairs["1"]
-    return ak.fill_none(ak.argmax(same, axis=2), 0), ak.any(same, axis=2)
+    """Index of each candidate's object in a collection, found by exact pT, and whether found.
+
+    Compares each candidate with its event's objects in a padded (candidates x objects) table.
+    """
+    counts = ak.num(candidate_pt)
+    width = max(1, int(ak.max(ak.num(collection_pt), initial=0)))
+    table = padded(collection_pt, width, np.nan)
+    event = np.repeat(np.arange(len(counts)), ak.to_numpy(counts))
+    same = table[event] == ak.to_numpy(ak.flatten(candidate_pt))[:, None]
+    return ak.unflatten(np.argmax(same, axis=1), counts), ak.unflatten(same.any(axis=1), counts)
 
 
-def select(events: ak.Array) -> tuple[ak.Array, ak.Array, ak.Array, dict]:
+def select(
+    events: ak.Array, fd_significance_min: float = 2.0
+) -> tuple[ak.Array, ak.Array, ak.Array, dict]:
     """Per-candidate pass flags, the best candidate's index per event, and the cut flow."""
     kinematic = (
         (events.Triplet2_Mass > MASS_WINDOW[0])
         & (events.Triplet2_Mass < MASS_WINDOW[1])
         & (events.RefittedPV2_NTracks > 1)
-        & (events.FlightDistBS_SV_Significance > 2)
+        & (events.FlightDistBS_SV_Significance > fd_significance_min)
     )
     good_muon = events.Muon_isGlobal & events.Muon_isPF
     good_track = (abs(events.Track_dz) < 20) & (abs(events.Track_dxy) < 0.3)
@@ -76,8 +85,10 @@ def select(events: ak.Array) -> tuple[ak.Array, ak.Array, ak.Array, dict]:
     return passed, best, has_best, cutflow
 
 
-def process(events: ak.Array, mc_truth: bool = False) -> ChunkResult:
-    _, best, has_best, cutflow = select(events)
+def process(
+    events: ak.Array, mc_truth: bool = False, fd_significance_min: float = 2.0
+) -> ChunkResult:
+    _, best, has_best, cutflow = select(events, fd_significance_min)
     chosen = events[has_best]
     best = best[has_best]
     mass = ak.drop_none(ak.flatten(chosen.Triplet2_Mass[best]))
@@ -133,5 +144,5 @@ ANALYSIS = Analysis(
     summarize=summarize,
     plot=plot,
     headline=headline,
-    defaults={"mc_truth": False},
+    defaults={"mc_truth": False, "fd_significance_min": 2.0},
 )

@@ -26,6 +26,7 @@ from mt2 import mt2
 
 from analysis_kernels.analyses.base import Analysis, ChunkResult, Output
 from analysis_kernels.analyses.systematics import Variation, jer_width, jes_shift, variations
+from analysis_kernels.columns import padded
 from analysis_kernels.kinematics import hash_normal, invariant_mass
 
 F32, I32 = "var * float32", "var * int32"
@@ -87,15 +88,15 @@ def preselect(events: ak.Array) -> dict[str, np.ndarray]:
     two = two & ak.fill_none(ak.sum(leptons.charge, axis=1) == 0, False)
     sel = events[two]
     lep = leptons[two]
-    cols = {f"l_{f}": _regular(lep[f], 2, 0.0, np.float64) for f in ("pt", "eta", "phi", "mass")}
-    cols["l_is_mu"] = _regular(lep.is_mu, 2, False, bool)
+    cols = {f"l_{f}": padded(lep[f], 2, 0.0, np.float64) for f in ("pt", "eta", "phi", "mass")}
+    cols["l_is_mu"] = padded(lep.is_mu, 2, False, bool)
     width = max(1, int(ak.max(ak.num(sel.Jet_pt), initial=0)))
     for f in ("pt", "eta", "phi", "btagDeepFlavB"):
-        cols[f"j_{f}"] = _regular(sel[f"Jet_{f}"], width, 0.0, np.float64)
-    cols["j_valid"] = _regular(sel.Jet_pt > 0, width, False, bool)
+        cols[f"j_{f}"] = padded(sel[f"Jet_{f}"], width, 0.0, np.float64)
+    cols["j_valid"] = padded(sel.Jet_pt > 0, width, False, bool)
     for f in ("event", "genWeight", "puWeight", "puWeightUp", "puWeightDown", "MET_pt", "MET_phi"):
         cols[f] = ak.to_numpy(sel[f]).astype(np.uint64 if f == "event" else np.float64)
-    cols["LHEScaleWeight"] = _regular(sel.LHEScaleWeight, 9, 1.0, np.float64)
+    cols["LHEScaleWeight"] = padded(sel.LHEScaleWeight, 9, 1.0, np.float64)
     # Variation-independent pieces, computed once per chunk.
     for p in ("l", "j"):
         cols[f"{p}_cos"], cols[f"{p}_sin"] = np.cos(cols[f"{p}_phi"]), np.sin(cols[f"{p}_phi"])
@@ -104,12 +105,6 @@ def preselect(events: ak.Array) -> dict[str, np.ndarray]:
     cols["j_central"] = cols["j_valid"] & (np.abs(cols["j_eta"]) < JET_ETA)
     cols["j_btag"] = (cols["j_btagDeepFlavB"] > BTAG_CUT) & (np.abs(cols["j_eta"]) < BJET_ETA)
     return cols
-
-
-def _regular(jagged: ak.Array, width: int, fill, dtype) -> np.ndarray:
-    """A (events, width) numpy array: padded with ``fill``, longer lists clipped."""
-    padded = ak.fill_none(ak.pad_none(jagged, width, axis=1, clip=True), fill)
-    return ak.to_numpy(padded).astype(dtype).reshape(len(jagged), width)
 
 
 def lepton_sf(pt, sign: int):

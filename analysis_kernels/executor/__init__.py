@@ -11,6 +11,7 @@ chunk so that processed + failed = total input events.
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -36,11 +37,22 @@ def _serial(chunks: list[Chunk], task: dict) -> Iterator[ChunkOutcome]:
 
 
 def _distributed(client: Client, chunks: list[Chunk], task: dict) -> Iterator[ChunkOutcome]:
+    # With the column cache, a chunk goes back to the worker that holds its columns (by a
+    # stable hash of file and range), and elsewhere only if that worker is busy or gone.
+    workers = sorted(client.scheduler_info()["workers"]) if task["cache"] else []
+
+    def placement(chunk: Chunk) -> dict:
+        if not workers:
+            return {}
+        home = workers[zlib.crc32(f"{chunk.file}:{chunk.entry_start}".encode()) % len(workers)]
+        return {"workers": [home], "allow_other_workers": True}
+
     futures = [
         client.submit(
             process_chunk,
             chunk=chunk,
             **task,
+            **placement(chunk),
             key=f"{task['analysis_name']}-chunk-{chunk.index}-{id(chunks):x}",
         )
         for chunk in chunks
@@ -80,8 +92,13 @@ def run(
     harvest: HarvestSpec | None = None,
     tree: str = TREE,
     progress: bool = False,
+    cache: bool = False,
 ) -> Report:
-    """Run ``analysis`` over ``inputs`` on ``executor`` and return the :class:`Report`."""
+    """Run ``analysis`` over ``inputs`` on ``executor`` and return the :class:`Report`.
+
+    With ``cache``, each worker keeps the columns it read, so that a re-run (say, after
+    changing a cut) on the same cluster reads nothing from storage.
+    """
     spec = get_analysis(analysis)
     params = spec.params(params)
     started = time.perf_counter()
@@ -92,6 +109,7 @@ def run(
         "skip_bad": skip_bad,
         "harvest": harvest,
         "tree": tree,
+        "cache": cache,
     }
     merged = _OrderedMerge()
     per_file = {f: {"total": n, "processed": 0} for f, n in entries.items()}
@@ -130,7 +148,6 @@ def run(
         executor=executor if isinstance(executor, str) else f"client:{executor.scheduler.address}",
         params=params,
         output=output,
-        summary=spec.summarize(output, params) if output else {},
         events_total=sum(entries.values()),
         events_processed=processed,
         events_per_file=per_file,

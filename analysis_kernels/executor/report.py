@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from analysis_kernels.analyses import get_analysis
 
 
 @dataclass
@@ -15,7 +18,6 @@ class Report:
     executor: str
     params: dict[str, Any]
     output: dict[str, Any]
-    summary: dict[str, Any]
     events_total: int
     events_processed: int
     events_per_file: dict[str, dict[str, int]]
@@ -26,6 +28,14 @@ class Report:
     bytes_read: int = 0
     chunks: int = 0
     harvest_manifest: list[dict] | None = None
+
+    @functools.cached_property
+    def summary(self) -> dict[str, Any]:
+        """The analysis' own summary (fits, efficiencies), computed when first asked for."""
+        if not self.output:
+            return {}
+        analysis = get_analysis(self.analysis)
+        return analysis.summarize(self.output, self.params)
 
     @property
     def events_failed(self) -> int:
@@ -40,6 +50,7 @@ class Report:
         """Everything but the histograms, as JSON-ready data."""
         data = asdict(self)
         data.pop("output")
+        data["summary"] = self.summary
         data["events_failed"] = self.events_failed
         return data
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from analysis_kernels.analyses import get_analysis
 from analysis_kernels.errors import InputError
+from analysis_kernels.executor import cache as column_cache
 from analysis_kernels.executor.chunks import Chunk
 from analysis_kernels.executor.harvest import HarvestSpec, write_snapshot
 from analysis_kernels.schema import TREE, read_chunk
@@ -32,23 +33,30 @@ def process_chunk(
     skip_bad: bool = False,
     harvest: HarvestSpec | None = None,
     tree: str = TREE,
+    cache: bool = False,
 ) -> ChunkOutcome:
     """Process one chunk. A bad input raises, or with ``skip_bad`` comes back as a failure.
 
     Errors in the analysis code itself always raise: skipping is for bad data, not bugs.
     """
     analysis = get_analysis(analysis_name)
+    branches = analysis.branches_for(params)
     start = time.thread_time()
-    try:
-        events, bytes_read = read_chunk(
-            chunk.file, analysis.branches_for(params), chunk.entry_start, chunk.entry_stop, tree
-        )
-    except InputError as err:
-        if not skip_bad:
-            raise
-        return ChunkOutcome(
-            chunk, error=str(err), details={"traceback": traceback.format_exc(limit=3)}
-        )
+    key = column_cache.key(chunk.file, chunk.entry_start, chunk.entry_stop, branches)
+    events, bytes_read = (column_cache.get(key) if cache else None), 0
+    if events is None:
+        try:
+            events, bytes_read = read_chunk(
+                chunk.file, branches, chunk.entry_start, chunk.entry_stop, tree
+            )
+        except InputError as err:
+            if not skip_bad:
+                raise
+            return ChunkOutcome(
+                chunk, error=str(err), details={"traceback": traceback.format_exc(limit=3)}
+            )
+        if cache:
+            column_cache.put(key, events)
     output, snapshot = analysis.process(events, **params)
     harvested = write_snapshot(harvest, analysis_name, chunk, snapshot) if harvest else None
     return ChunkOutcome(chunk, output, bytes_read, time.thread_time() - start, harvested)

@@ -188,3 +188,15 @@ def adl(query: str, files: list[str], threads: int = 0) -> dict:
     """One ADL benchmark query (q1 ... q8)."""
     booked = ADL[query](dataframe(files, threads))
     return {name: values(h) for name, h in booked.items()}
+
+
+def stop_variation(files: list[str], variation, threads: int = 0) -> np.ndarray:
+    """One event loop for one variation: the legacy way, a full pass per systematic."""
+    args = f"{KINDS.index(variation.kind)}, {variation.sign}, {variation.index}, {STOP_INPUTS}"
+    node = (
+        dataframe(files, threads)
+        .Define("r", f"facility_stop::evaluate({args})")
+        .Define("codes", "r.codes")
+        .Define("weights", "r.weights")
+    )
+    return values(node.Histo1D(("y", "", 9, -0.5, 8.5), "codes", "weights"))[1:-1].reshape(3, 3)

@@ -1,0 +1,103 @@
+"""What every study shares: datasets made once, timing with repeats, the I/O floor, results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import uproot
+
+from analysis_kernels import get_analysis
+from analysis_kernels.generate import DatasetSpec, generate_dataset, load_truth
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def results_dir() -> Path:
+    path = RESULTS / dt.date.today().isoformat()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def machine() -> dict:
+    import awkward
+    import dask
+    import distributed
+    import hist
+
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {m.__name__: m.__version__ for m in (uproot, awkward, hist, dask, distributed)},
+    }
+
+
+def save(name: str, data: dict) -> Path:
+    path = results_dir() / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **data}, indent=1, default=float))
+    return path
+
+
+def dataset(
+    generator: str, root: Path, files: int, events: int, codec: str = "ZSTD", seed: int = 1
+) -> Path:
+    """A generated dataset, made once and reused while its parameters match."""
+    target = root / f"{generator}-{codec}-{files}x{events}-s{seed}"
+    try:
+        spec = load_truth(target)["spec"]
+        if (spec["files"], spec["events_per_file"], spec["codec"]) == (files, events, codec):
+            return target
+    except (FileNotFoundError, KeyError):
+        pass
+    generate_dataset(
+        DatasetSpec(generator, files, events, codec=codec, seed=seed), target, progress=False
+    )
+    return target
+
+
+def files_of(directory: Path) -> list[str]:
+    return [str(p) for p in sorted(Path(directory).glob("*.root"))]
+
+
+def timed(fn, repeat: int) -> dict:
+    """Wall times of ``repeat`` calls; the minimum is the least disturbed by the machine."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return {"min": min(times), "median": statistics.median(times), "all": times}
+
+
+def io_floor(analysis: str, files: list[str], params: dict | None = None) -> None:
+    """Read and decompress exactly the branches the analysis declares, and nothing else."""
+    branches = list(get_analysis(analysis).branches_for(get_analysis(analysis).params(params)))
+    for path in files:
+        with uproot.open(path) as f:
+            f["Events"].arrays(branches, library="ak")
+
+
+def uncompressed_bytes(analysis: str, files: list[str]) -> int:
+    branches = list(get_analysis(analysis).branches)
+    total = 0
+    for path in files:
+        with uproot.open(path) as f:
+            tree = f["Events"]
+            total += sum(tree[b].uncompressed_bytes for b in branches)
+    return total
+
+
+def compressed_bytes(analysis: str, files: list[str]) -> int:
+    branches = list(get_analysis(analysis).branches)
+    total = 0
+    for path in files:
+        with uproot.open(path) as f:
+            tree = f["Events"]
+            total += sum(tree[b].compressed_bytes for b in branches)
+    return total
