@@ -191,7 +191,7 @@ def _analyze(args) -> int:
             raise ValueError("--gather needs --harvest")
         print(f"gathered {gather(report.harvest_manifest, args.gather)}")
     if args.plots and report.output:
-        for path in get_analysis(args.analysis).plot(report.output, report.params, args.plots):
+        for path in get_analysis(args.analysis).plot(report.output, report.summary, args.plots):
             print(f"plot: {path}")
     return 0 if report.complete else 3
 

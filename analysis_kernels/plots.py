@@ -52,7 +52,11 @@ def ds_mass_plot(h: hist.Hist, fit: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
-def stop_plots(output: dict, directory: Path) -> list[Path]:
+def ds_plots(output: dict, summary: dict, directory: Path) -> list[Path]:
+    return [ds_mass_plot(output["mass"], summary["fit"], directory / "ds_mass.png")]
+
+
+def stop_plots(output: dict, summary: dict, directory: Path) -> list[Path]:
     """Key variables after preselection, and signal-region yields with every variation."""
     plt.style.use(mplhep.style.ATLAS)
     paths = []
@@ -90,7 +94,7 @@ def stop_plots(output: dict, directory: Path) -> list[Path]:
     return paths
 
 
-def dt_plots(output: dict, directory: Path) -> list[Path]:
+def dt_plots(output: dict, summary: dict, directory: Path) -> list[Path]:
     """Efficiency per chamber (wheel x sector, one panel per station) and versus pT, eta."""
     plt.style.use(mplhep.style.CMS)
     paths = []
@@ -123,7 +127,9 @@ def dt_plots(output: dict, directory: Path) -> list[Path]:
     return paths
 
 
-def simple_histograms(output: dict, directory: Path, prefix: str) -> list[Path]:
+def simple_histograms(
+    output: dict, summary: dict, directory: Path, prefix: str = "adl"
+) -> list[Path]:
     """One plain figure per one-dimensional histogram."""
     plt.style.use(mplhep.style.CMS)
     paths = []

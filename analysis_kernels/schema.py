@@ -7,6 +7,9 @@ declare exactly what it reads, and a file that does not match is refused by name
 
 from __future__ import annotations
 
+import os
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 
 import awkward as ak
@@ -48,10 +51,36 @@ def collections(types: Mapping[str, str]) -> dict[str, list[str]]:
     return out
 
 
+_OPEN_FILES: OrderedDict[tuple, object] = OrderedDict()
+MAX_OPEN_FILES = 32
+
+
+def _open(path: str):
+    """An open ROOT file, reused by later chunks of the same file in the same thread.
+
+    Opening a file parses its header and streamers, which costs as much as reading a small
+    chunk; keyed by size and modification time, so a rewritten file is opened afresh.
+    """
+    try:
+        stat = os.stat(path)
+        version = (stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        version = None
+    key = (threading.get_ident(), path, version)
+    if key in _OPEN_FILES:
+        _OPEN_FILES.move_to_end(key)
+        return _OPEN_FILES[key]
+    file = uproot.open(path, array_cache=None)  # never serve arrays from memory: I/O is measured
+    _OPEN_FILES[key] = file
+    while len(_OPEN_FILES) > MAX_OPEN_FILES:
+        _OPEN_FILES.popitem(last=False)[1].close()
+    return file
+
+
 def open_tree(path: str, tree: str = TREE):
     """Open ``path`` and return its tree, or raise :class:`InputError` naming the file."""
     try:
-        file = uproot.open(path)
+        file = _open(path)
     except FileNotFoundError as err:
         raise InputError("file not found", file=path) from err
     except Exception as err:  # uproot raises many types for a damaged file
@@ -107,8 +136,6 @@ def read_chunk(
             entry_start=entry_start,
             entry_stop=entry_stop,
         ) from err
-    finally:
-        events_tree.file.close()
     if len(events) != entry_stop - entry_start:
         raise InputError(
             f"read {len(events)} events, expected {entry_stop - entry_start}",

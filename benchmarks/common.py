@@ -83,21 +83,12 @@ def io_floor(analysis: str, files: list[str], params: dict | None = None) -> Non
             f["Events"].arrays(branches, library="ak")
 
 
-def uncompressed_bytes(analysis: str, files: list[str]) -> int:
+def branch_bytes(analysis: str, files: list[str], kind: str) -> int:
+    """Bytes of the declared branches in the files: ``kind`` is "compressed" or "uncompressed"."""
     branches = list(get_analysis(analysis).branches)
     total = 0
     for path in files:
         with uproot.open(path) as f:
             tree = f["Events"]
-            total += sum(tree[b].uncompressed_bytes for b in branches)
-    return total
-
-
-def compressed_bytes(analysis: str, files: list[str]) -> int:
-    branches = list(get_analysis(analysis).branches)
-    total = 0
-    for path in files:
-        with uproot.open(path) as f:
-            tree = f["Events"]
-            total += sum(tree[b].compressed_bytes for b in branches)
+            total += sum(getattr(tree[b], f"{kind}_bytes") for b in branches)
     return total

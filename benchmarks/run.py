@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     if "throughput" in args.only:
         print("throughput (study 4)")
         results["throughput"] = throughput.measure(
-            args.data, args.codecs, size(200_000), size(1_000_000), args.repeat
+            args.data, args.codecs, size(100_000), size(400_000), args.repeat
         )
         for codec in args.codecs:
             figures.throughput(results["throughput"], out, codec)

@@ -37,44 +37,32 @@ def _legacy(files: list[str], n_max: int) -> list[float]:
 def measure(data_root: Path, events: int, files: int, repeat: int, chunk_size: int) -> dict:
     data = dataset("stop", data_root, files, events)
     paths = files_of(data)
-    curves = {
-        "legacy serial (RDataFrame, one loop per variation)": [
-            _legacy(paths, max(GRID))[n - 1] for n in GRID
-        ]
-    }
+    legacy = _legacy(paths, max(GRID))
+    curves = {"legacy serial (RDataFrame, one loop per variation)": [legacy[n - 1] for n in GRID]}
     curves["ours serial"] = [
         timed(
             lambda n=n: run("stop", data, params={"n_variations": n}, chunk_size=chunk_size), repeat
         )["min"]
         for n in GRID
     ]
-    with (
-        LocalCluster(
+    backends = {
+        "ours LocalCluster (2 workers)": lambda: LocalCluster(
             n_workers=2, threads_per_worker=1, dashboard_address=None, host="127.0.0.1"
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        run("stop", data, executor=client, params={"n_variations": 1}, chunk_size=chunk_size)
-        curves["ours LocalCluster (2 workers)"] = [
-            timed(
-                lambda n=n: run(
-                    "stop", data, executor=client, params={"n_variations": n}, chunk_size=chunk_size
-                ),
-                repeat,
-            )["min"]
-            for n in GRID
-        ]
-    with DaskProcesses(n_workers=2) as procs, Client(procs.address) as client:
-        run("stop", data, executor=client, params={"n_variations": 1}, chunk_size=chunk_size)
-        curves["ours distributed (2 worker processes, TCP)"] = [
-            timed(
-                lambda n=n: run(
-                    "stop", data, executor=client, params={"n_variations": n}, chunk_size=chunk_size
-                ),
-                repeat,
-            )["min"]
-            for n in GRID
-        ]
+        ),
+        "ours distributed (2 worker processes, TCP)": lambda: DaskProcesses(n_workers=2),
+    }
+    for name, make_cluster in backends.items():
+        with make_cluster() as cluster, Client(cluster.scheduler_address) as client:
+            run("stop", data, executor=client, params={"n_variations": 1}, chunk_size=chunk_size)
+            curves[name] = [
+                timed(
+                    lambda n=n, c=client: run(
+                        "stop", data, executor=c, params={"n_variations": n}, chunk_size=chunk_size
+                    ),
+                    repeat,
+                )["min"]
+                for n in GRID
+            ]
     for name, values in curves.items():
         print(
             f"  {name:45s} "

@@ -10,15 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis_kernels import run
-from benchmarks.common import (
-    compressed_bytes,
-    dataset,
-    files_of,
-    io_floor,
-    save,
-    timed,
-    uncompressed_bytes,
-)
+from benchmarks.common import branch_bytes, dataset, files_of, io_floor, save, timed
 
 SEED_ANALYSES = {"ds": {}, "stop": {"n_variations": 20}, "dt": {}}
 ADL_QUERIES = [f"q{i}" for i in range(1, 9)]
@@ -52,7 +44,9 @@ def measure(data_root: Path, codecs: list[str], events: int, adl_events: int, re
         work += [(f"adl_{q}", "adl", {}, adl_events) for q in ADL_QUERIES]
         for analysis, generator, params, n in work:
             files = files_of(dataset(generator, data_root, 1, n, codec))
-            cbytes, ubytes = compressed_bytes(analysis, files), uncompressed_bytes(analysis, files)
+            cbytes, ubytes = (
+                branch_bytes(analysis, files, kind) for kind in ("compressed", "uncompressed")
+            )
             times = {
                 system: timed(fn, repeat)
                 for system, fn in _systems(analysis, files, params).items()

@@ -12,7 +12,6 @@ lepton outside the pair closest to the Z mass.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import awkward as ak
 import hist
@@ -20,12 +19,14 @@ import numpy as np
 
 from analysis_kernels.analyses.base import Analysis, ChunkResult, Output
 from analysis_kernels.kinematics import delta_phi, delta_r
+from analysis_kernels.schema import collection
 
 F32, I32 = "var * float32", "var * int32"
 JET = {f"Jet_{f}": F32 for f in ("pt", "eta", "phi", "mass")}
 MUON = {f"Muon_{f}": F32 for f in ("pt", "eta", "phi", "mass")} | {"Muon_charge": I32}
 ELECTRON = {f"Electron_{f}": F32 for f in ("pt", "eta", "phi", "mass")} | {"Electron_charge": I32}
 MET = {"MET_pt": "float32"}
+P4_FIELDS = ["pt", "eta", "phi", "mass"]
 
 AXES = {
     "met": hist.axis.Regular(100, 0, 200, name="met", label=r"$E_T^{miss}$ [GeV]"),
@@ -73,31 +74,15 @@ def q4(ev: ak.Array) -> ChunkResult:
 
 
 def q5(ev: ak.Array) -> ChunkResult:
-    mu = ak.zip(
-        {
-            "pt": ev.Muon_pt,
-            "eta": ev.Muon_eta,
-            "phi": ev.Muon_phi,
-            "mass": ev.Muon_mass,
-            "q": ev.Muon_charge,
-        }
-    )
+    mu = collection(ev, "Muon", [*P4_FIELDS, "charge"])
     a, b = ak.unzip(ak.combinations(mu, 2))
     m = _mass(_p4(a.pt, a.eta, a.phi, a.mass), _p4(b.pt, b.eta, b.phi, b.mass))
-    good = ak.any((a.q != b.q) & (m > 60) & (m < 120), axis=1)
+    good = ak.any((a.charge != b.charge) & (m > 60) & (m < 120), axis=1)
     return {"met": _h("met").fill(ev.MET_pt[good])}, None
 
 
 def q6(ev: ak.Array) -> ChunkResult:
-    jets = ak.zip(
-        {
-            "pt": ev.Jet_pt,
-            "eta": ev.Jet_eta,
-            "phi": ev.Jet_phi,
-            "mass": ev.Jet_mass,
-            "btag": ev.Jet_btag,
-        }
-    )
+    jets = collection(ev, "Jet", [*P4_FIELDS, "btag"])
     jets = jets[ak.num(jets) >= 3]
     j1, j2, j3 = ak.unzip(ak.combinations(jets, 3))
     p1, p2, p3 = (_p4(j.pt, j.eta, j.phi, j.mass) for j in (j1, j2, j3))
@@ -109,33 +94,22 @@ def q6(ev: ak.Array) -> ChunkResult:
 
 
 def _leptons(ev: ak.Array) -> ak.Array:
-    mu = ak.zip(
-        {
-            "pt": ev.Muon_pt,
-            "eta": ev.Muon_eta,
-            "phi": ev.Muon_phi,
-            "mass": ev.Muon_mass,
-            "q": ev.Muon_charge,
-            "flavour": ak.values_astype(ev.Muon_charge * 0 + 13, np.int32),
-        }
-    )
-    el = ak.zip(
-        {
-            "pt": ev.Electron_pt,
-            "eta": ev.Electron_eta,
-            "phi": ev.Electron_phi,
-            "mass": ev.Electron_mass,
-            "q": ev.Electron_charge,
-            "flavour": ak.values_astype(ev.Electron_charge * 0 + 11, np.int32),
-        }
-    )
-    return ak.concatenate([mu, el], axis=1)
+    """Muons and electrons in one collection, with their flavour (13 or 11)."""
+    parts = []
+    for name, flavour in (("Muon", 13), ("Electron", 11)):
+        leptons = collection(ev, name, [*P4_FIELDS, "charge"])
+        parts.append(
+            ak.with_field(
+                leptons, ak.values_astype(leptons.charge * 0 + flavour, np.int32), "flavour"
+            )
+        )
+    return ak.concatenate(parts, axis=1)
 
 
 def q7(ev: ak.Array) -> ChunkResult:
     leptons = _leptons(ev)
     leptons = leptons[leptons.pt > 10]
-    jets = ak.zip({"pt": ev.Jet_pt, "eta": ev.Jet_eta, "phi": ev.Jet_phi})
+    jets = collection(ev, "Jet", ["pt", "eta", "phi"])
     jets = jets[jets.pt > 30]
     j, lep = ak.unzip(ak.cartesian([jets, leptons], nested=True))
     isolated = ~ak.any(delta_r(j.eta, j.phi, lep.eta, lep.phi) < 0.4, axis=2)
@@ -147,7 +121,7 @@ def q8(ev: ak.Array) -> ChunkResult:
     leptons = ak.zip({**{f: leptons[f] for f in leptons.fields}, "idx": ak.local_index(leptons)})
     ev, leptons = ev[ak.num(leptons) >= 3], leptons[ak.num(leptons) >= 3]
     a, b = ak.unzip(ak.combinations(leptons, 2))
-    sfos = (a.flavour == b.flavour) & (a.q != b.q)
+    sfos = (a.flavour == b.flavour) & (a.charge != b.charge)
     m = _mass(_p4(a.pt, a.eta, a.phi, a.mass), _p4(b.pt, b.eta, b.phi, b.mass))
     distance = ak.where(sfos, abs(m - 91.2), np.inf)
     has_pair = ak.any(sfos, axis=1)
@@ -184,12 +158,6 @@ def _summarize(output: Output, params: Mapping) -> dict:
     }
 
 
-def _plot(output: Output, params: Mapping, directory: Path) -> list[Path]:
-    from analysis_kernels.plots import simple_histograms
-
-    return simple_histograms(output, directory, prefix="adl")
-
-
 def _headline(summary: dict) -> list[str]:
     return [f"{name}: {s['entries']:.0f} entries, mean {s['mean']}" for name, s in summary.items()]
 
@@ -201,7 +169,7 @@ ANALYSES = [
         branches=branches,
         process=fn,
         summarize=_summarize,
-        plot=_plot,
+        figures="simple_histograms",
         headline=_headline,
         dataset="adl",
     )

@@ -25,7 +25,7 @@ class Analysis:
     branches: Mapping[str, str]
     process: Callable[..., ChunkResult]
     summarize: Callable[[Output, Mapping[str, Any]], dict]
-    plot: Callable[[Output, Mapping[str, Any], Path], list[Path]]
+    figures: str  # the function of analysis_kernels.plots that draws this analysis
     headline: Callable[[dict], list[str]] = lambda summary: []
     defaults: Mapping[str, Any] = field(default_factory=dict)
     truth_branches: Mapping[str, str] = field(default_factory=dict)
@@ -45,6 +45,12 @@ class Analysis:
                 f"it takes: {', '.join(self.defaults) or 'none'}"
             )
         return {**self.defaults, **given}
+
+    def plot(self, output: Output, summary: dict, directory: str | Path) -> list[Path]:
+        """Draw the analysis' figures into ``directory``; return their paths."""
+        from analysis_kernels import plots
+
+        return getattr(plots, self.figures)(output, summary, Path(directory))
 
     def branches_for(self, params: Mapping[str, Any]) -> dict[str, str]:
         """Exactly the branches this run reads: MC-truth branches only when asked for."""

@@ -10,7 +10,6 @@ found in ``Muon_``/``Track_`` by their pT, muons global and PF, track |dz| < 20 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import awkward as ak
 import hist
@@ -127,14 +126,6 @@ def headline(summary: dict) -> list[str]:
     ]
 
 
-def plot(output: Output, params: Mapping, directory: Path) -> list[Path]:
-    from analysis_kernels.plots import ds_mass_plot
-
-    return [
-        ds_mass_plot(output["mass"], summarize(output, params)["fit"], directory / "ds_mass.png")
-    ]
-
-
 ANALYSIS = Analysis(
     name="ds",
     title="CMS Ds -> phi(mu mu) pi normalisation channel",
@@ -142,7 +133,7 @@ ANALYSIS = Analysis(
     truth_branches=TRUTH_BRANCHES,
     process=process,
     summarize=summarize,
-    plot=plot,
+    figures="ds_plots",
     headline=headline,
     defaults={"mc_truth": False, "fd_significance_min": 2.0},
 )

@@ -12,7 +12,6 @@ pT and eta, in the full solid angle and in the fiducial region (15 cm from the e
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import awkward as ak
 import hist
@@ -262,18 +261,12 @@ def headline(summary: dict) -> list[str]:
     return lines
 
 
-def plot(output: Output, params: Mapping, directory: Path) -> list[Path]:
-    from analysis_kernels.plots import dt_plots
-
-    return dt_plots(output, directory)
-
-
 ANALYSIS = Analysis(
     name="dt",
     title="CMS drift-tube segment efficiency, tag-and-probe on Z -> mu mu",
     branches=BRANCHES,
     process=process,
     summarize=summarize,
-    plot=plot,
+    figures="dt_plots",
     headline=headline,
 )

@@ -17,7 +17,6 @@ mll > 10 GeV):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import awkward as ak
 import hist
@@ -359,19 +358,13 @@ def headline(summary: dict) -> list[str]:
     return lines
 
 
-def plot(output: Output, params: Mapping, directory: Path) -> list[Path]:
-    from analysis_kernels.plots import stop_plots
-
-    return stop_plots(output, directory)
-
-
 ANALYSIS = Analysis(
     name="stop",
     title="ATLAS stop two-lepton four-body search with systematic variations",
     branches=BRANCHES,
     process=process,
     summarize=summarize,
-    plot=plot,
+    figures="stop_plots",
     headline=headline,
     defaults={"n_variations": 20},
 )

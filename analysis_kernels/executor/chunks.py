@@ -59,7 +59,6 @@ def plan(
         try:
             t = open_tree(path, tree)
             n = t.num_entries
-            t.file.close()
         except InputError as err:
             if not skip_bad:
                 raise

@@ -68,6 +68,11 @@ class DaskProcesses:
                     raise
                 time.sleep(0.5)
 
+    @property
+    def scheduler_address(self) -> str:
+        """As on ``LocalCluster``, so either can stand where a cluster is expected."""
+        return self.address
+
     def stop(self) -> None:
         for proc in [*self.workers, self.scheduler]:
             proc.terminate()
