@@ -14,15 +14,25 @@ def delta_r(eta1, phi1, eta2, phi2):
     return np.hypot(eta1 - eta2, delta_phi(phi1, phi2))
 
 
+def four_vector(pt, eta, phi, mass):
+    """Cartesian components (px, py, pz, E) of (pt, eta, phi, m)."""
+    return (
+        pt * np.cos(phi),
+        pt * np.sin(phi),
+        pt * np.sinh(eta),
+        np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2),
+    )
+
+
+def system_mass(*vectors):
+    """Invariant mass of the sum of any number of four-vectors."""
+    px, py, pz, e = (sum(v[i] for v in vectors) for i in range(4))
+    return np.sqrt(np.maximum(e**2 - px**2 - py**2 - pz**2, 0))
+
+
 def invariant_mass(pt1, eta1, phi1, m1, pt2, eta2, phi2, m2):
     """Mass of a two-body system from (pt, eta, phi, m) of each body."""
-    px = pt1 * np.cos(phi1) + pt2 * np.cos(phi2)
-    py = pt1 * np.sin(phi1) + pt2 * np.sin(phi2)
-    pz = pt1 * np.sinh(eta1) + pt2 * np.sinh(eta2)
-    e1 = np.sqrt((pt1 * np.cosh(eta1)) ** 2 + m1**2)
-    e2 = np.sqrt((pt2 * np.cosh(eta2)) ** 2 + m2**2)
-    m2_total = (e1 + e2) ** 2 - px**2 - py**2 - pz**2
-    return np.sqrt(np.maximum(m2_total, 0))
+    return system_mass(four_vector(pt1, eta1, phi1, m1), four_vector(pt2, eta2, phi2, m2))
 
 
 def hash_normal(*keys: np.ndarray) -> np.ndarray:

@@ -55,18 +55,22 @@ _OPEN_FILES: OrderedDict[tuple, object] = OrderedDict()
 MAX_OPEN_FILES = 32
 
 
+def file_version(path: str) -> tuple[int, int] | None:
+    """Size and modification time of a local file (None for a URL): a rewritten file is new."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
 def _open(path: str):
     """An open ROOT file, reused by later chunks of the same file in the same thread.
 
     Opening a file parses its header and streamers, which costs as much as reading a small
-    chunk; keyed by size and modification time, so a rewritten file is opened afresh.
+    chunk.
     """
-    try:
-        stat = os.stat(path)
-        version = (stat.st_size, stat.st_mtime_ns)
-    except OSError:
-        version = None
-    key = (threading.get_ident(), path, version)
+    key = (threading.get_ident(), path, file_version(path))
     if key in _OPEN_FILES:
         _OPEN_FILES.move_to_end(key)
         return _OPEN_FILES[key]

@@ -18,7 +18,7 @@ import hist
 import numpy as np
 
 from analysis_kernels.analyses.base import Analysis, ChunkResult, Output
-from analysis_kernels.kinematics import delta_phi, delta_r
+from analysis_kernels.kinematics import delta_phi, delta_r, four_vector, invariant_mass, system_mass
 from analysis_kernels.schema import collection
 
 F32, I32 = "var * float32", "var * int32"
@@ -42,21 +42,6 @@ def _h(axis: str) -> hist.Hist:
     return hist.Hist(AXES[axis])
 
 
-def _p4(pt, eta, phi, mass):
-    """Cartesian components (px, py, pz, E) of (pt, eta, phi, m)."""
-    return (
-        pt * np.cos(phi),
-        pt * np.sin(phi),
-        pt * np.sinh(eta),
-        np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2),
-    )
-
-
-def _mass(*p4s):
-    px, py, pz, e = (sum(p[i] for p in p4s) for i in range(4))
-    return np.sqrt(np.maximum(e**2 - px**2 - py**2 - pz**2, 0))
-
-
 def q1(ev: ak.Array) -> ChunkResult:
     return {"met": _h("met").fill(ev.MET_pt)}, None
 
@@ -76,7 +61,7 @@ def q4(ev: ak.Array) -> ChunkResult:
 def q5(ev: ak.Array) -> ChunkResult:
     mu = collection(ev, "Muon", [*P4_FIELDS, "charge"])
     a, b = ak.unzip(ak.combinations(mu, 2))
-    m = _mass(_p4(a.pt, a.eta, a.phi, a.mass), _p4(b.pt, b.eta, b.phi, b.mass))
+    m = invariant_mass(a.pt, a.eta, a.phi, a.mass, b.pt, b.eta, b.phi, b.mass)
     good = ak.any((a.charge != b.charge) & (m > 60) & (m < 120), axis=1)
     return {"met": _h("met").fill(ev.MET_pt[good])}, None
 
@@ -85,8 +70,8 @@ def q6(ev: ak.Array) -> ChunkResult:
     jets = collection(ev, "Jet", [*P4_FIELDS, "btag"])
     jets = jets[ak.num(jets) >= 3]
     j1, j2, j3 = ak.unzip(ak.combinations(jets, 3))
-    p1, p2, p3 = (_p4(j.pt, j.eta, j.phi, j.mass) for j in (j1, j2, j3))
-    best = ak.argmin(abs(_mass(p1, p2, p3) - 172.5), axis=1, keepdims=True)
+    p1, p2, p3 = (four_vector(j.pt, j.eta, j.phi, j.mass) for j in (j1, j2, j3))
+    best = ak.argmin(abs(system_mass(p1, p2, p3) - 172.5), axis=1, keepdims=True)
     px, py = p1[0] + p2[0] + p3[0], p1[1] + p2[1] + p3[1]
     pt = ak.flatten(np.hypot(px, py)[best])
     btag = ak.flatten(np.maximum(np.maximum(j1.btag, j2.btag), j3.btag)[best])
@@ -122,7 +107,7 @@ def q8(ev: ak.Array) -> ChunkResult:
     ev, leptons = ev[ak.num(leptons) >= 3], leptons[ak.num(leptons) >= 3]
     a, b = ak.unzip(ak.combinations(leptons, 2))
     sfos = (a.flavour == b.flavour) & (a.charge != b.charge)
-    m = _mass(_p4(a.pt, a.eta, a.phi, a.mass), _p4(b.pt, b.eta, b.phi, b.mass))
+    m = invariant_mass(a.pt, a.eta, a.phi, a.mass, b.pt, b.eta, b.phi, b.mass)
     distance = ak.where(sfos, abs(m - 91.2), np.inf)
     has_pair = ak.any(sfos, axis=1)
     best = ak.argmin(distance, axis=1, keepdims=True)

@@ -13,6 +13,8 @@ from collections import OrderedDict
 
 import awkward as ak
 
+from analysis_kernels.schema import file_version
+
 _entries: OrderedDict[tuple, ak.Array] = OrderedDict()
 _sizes: dict[tuple, int] = {}
 
@@ -22,12 +24,7 @@ def budget() -> int:
 
 
 def key(path: str, entry_start: int, entry_stop: int, branches) -> tuple:
-    try:
-        stat = os.stat(path)
-        version = (stat.st_size, stat.st_mtime_ns)
-    except OSError:  # remote URL: trust the name
-        version = None
-    return (path, version, entry_start, entry_stop, tuple(sorted(branches)))
+    return (path, file_version(path), entry_start, entry_stop, tuple(sorted(branches)))
 
 
 def get(k: tuple) -> ak.Array | None:
@@ -43,8 +40,3 @@ def put(k: tuple, events: ak.Array) -> None:
     while sum(_sizes.values()) > budget() and len(_entries) > 1:
         old, _ = _entries.popitem(last=False)
         _sizes.pop(old)
-
-
-def clear() -> None:
-    _entries.clear()
-    _sizes.clear()

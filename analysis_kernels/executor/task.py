@@ -42,7 +42,11 @@ def process_chunk(
     analysis = get_analysis(analysis_name)
     branches = analysis.branches_for(params)
     start = time.thread_time()
-    key = column_cache.key(chunk.file, chunk.entry_start, chunk.entry_stop, branches)
+    key = (
+        column_cache.key(chunk.file, chunk.entry_start, chunk.entry_stop, branches)
+        if cache
+        else None
+    )
     events, bytes_read = (column_cache.get(key) if cache else None), 0
     if events is None:
         try:
