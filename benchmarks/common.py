@@ -61,10 +61,6 @@ def dataset(
     return target
 
 
-def files_of(directory: Path) -> list[str]:
-    return [str(p) for p in sorted(Path(directory).glob("*.root"))]
-
-
 def timed(fn, repeat: int) -> dict:
     """Wall times of ``repeat`` calls; the minimum is the least disturbed by the machine."""
     times = []
@@ -77,7 +73,8 @@ def timed(fn, repeat: int) -> dict:
 
 def io_floor(analysis: str, files: list[str], params: dict | None = None) -> None:
     """Read and decompress exactly the branches the analysis declares, and nothing else."""
-    branches = list(get_analysis(analysis).branches_for(get_analysis(analysis).params(params)))
+    spec = get_analysis(analysis)
+    branches = list(spec.branches_for(spec.params(params)))
     for path in files:
         with uproot.open(path) as f:
             f["Events"].arrays(branches, library="ak")

@@ -8,13 +8,14 @@ from pathlib import Path
 from distributed import Client, LocalCluster
 
 from analysis_kernels import run
-from benchmarks.common import dataset, files_of, save
+from analysis_kernels.executor.chunks import expand_inputs
+from benchmarks.common import dataset, save
 
 CUTS = [2.0, 3.0, 4.0, 5.0]
 
 
 def measure(data_root: Path, files: int, events_per_file: int, chunk_size: int) -> dict:
-    paths = files_of(dataset("ds", data_root, files, events_per_file))
+    paths = expand_inputs(dataset("ds", data_root, files, events_per_file))
     with (
         LocalCluster(
             n_workers=2, threads_per_worker=1, dashboard_address=None, host="127.0.0.1"

@@ -17,8 +17,9 @@ import psutil
 from distributed import Client
 
 from analysis_kernels import run
+from analysis_kernels.executor.chunks import expand_inputs
 from analysis_kernels.executor.processes import DaskProcesses
-from benchmarks.common import dataset, files_of, save
+from benchmarks.common import dataset, save
 
 
 class Sampler(threading.Thread):
@@ -64,7 +65,7 @@ def measure(
     data_root: Path, files: int, events_per_file: int, steps: list[int], chunk_size: int
 ) -> dict:
     data = dataset("ds", data_root, files, events_per_file)
-    paths = files_of(data)
+    paths = expand_inputs(data)
     sizes_gb = [sum(os.path.getsize(p) for p in paths[:k]) / 1e9 for k in steps]
     result: dict = {
         "sizes_GB": sizes_gb,
@@ -78,7 +79,7 @@ def measure(
         "serial": {"wall_s": serial.wall_time, "cpu_s": serial.cpu_time}
     }
     for workers in (1, 2):
-        with DaskProcesses(n_workers=workers) as procs, Client(procs.address) as client:
+        with DaskProcesses(n_workers=workers) as procs, Client(procs.scheduler_address) as client:
             run("ds", paths[:1], executor=client, chunk_size=chunk_size)  # imports on the workers
             walls = []
             for k in steps:

@@ -13,8 +13,9 @@ from pathlib import Path
 from distributed import Client, LocalCluster
 
 from analysis_kernels import run
+from analysis_kernels.executor.chunks import expand_inputs
 from analysis_kernels.executor.processes import DaskProcesses
-from benchmarks.common import dataset, files_of, save, timed
+from benchmarks.common import dataset, save, timed
 
 GRID = [1, 10, 25, 50, 100]
 
@@ -36,7 +37,7 @@ def _legacy(files: list[str], n_max: int) -> list[float]:
 
 def measure(data_root: Path, events: int, files: int, repeat: int, chunk_size: int) -> dict:
     data = dataset("stop", data_root, files, events)
-    paths = files_of(data)
+    paths = expand_inputs(data)
     legacy = _legacy(paths, max(GRID))
     curves = {"legacy serial (RDataFrame, one loop per variation)": [legacy[n - 1] for n in GRID]}
     curves["ours serial"] = [

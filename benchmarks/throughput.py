@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analysis_kernels import run
-from benchmarks.common import branch_bytes, dataset, files_of, io_floor, save, timed
+from analysis_kernels import get_analysis, run
+from analysis_kernels.executor.chunks import expand_inputs
+from benchmarks.common import branch_bytes, dataset, io_floor, save, timed
 
 SEED_ANALYSES = {"ds": {}, "stop": {"n_variations": 20}, "dt": {}}
 ADL_QUERIES = [f"q{i}" for i in range(1, 9)]
@@ -37,13 +38,11 @@ def _systems(analysis: str, files: list[str], params: dict) -> dict:
 def measure(data_root: Path, codecs: list[str], events: int, adl_events: int, repeat: int) -> dict:
     rows = []
     for codec in codecs:
-        work = [
-            (name, "ds" if name == "ds" else name, params, events)
-            for name, params in SEED_ANALYSES.items()
-        ]
-        work += [(f"adl_{q}", "adl", {}, adl_events) for q in ADL_QUERIES]
-        for analysis, generator, params, n in work:
-            files = files_of(dataset(generator, data_root, 1, n, codec))
+        work = [(name, params, events) for name, params in SEED_ANALYSES.items()]
+        work += [(f"adl_{q}", {}, adl_events) for q in ADL_QUERIES]
+        for analysis, params, n in work:
+            generator = get_analysis(analysis).generator
+            files = expand_inputs(dataset(generator, data_root, 1, n, codec))
             cbytes, ubytes = (
                 branch_bytes(analysis, files, kind) for kind in ("compressed", "uncompressed")
             )

@@ -26,7 +26,7 @@ def test_serial_local_and_scheduler_give_identical_histograms(datasets, dask_pro
     """Bin for bin, variances included: serial, a LocalCluster, separate worker processes."""
     reports = [
         run(analysis, datasets[analysis], executor=ex, params=PARAMS[analysis], chunk_size=7000)
-        for ex in ("serial", "local:2", dask_processes.address)
+        for ex in ("serial", "local:2", dask_processes.scheduler_address)
     ]
     for other in reports[1:]:
         _assert_identical(reports[0].output, other.output)

@@ -29,7 +29,7 @@ def test_worker_killed_mid_run_changes_nothing(datasets):
 
     def kill_when_busy():
         """Kill the victim once both workers have been running chunks for a moment."""
-        with Client(cluster.address) as watcher:
+        with Client(cluster.scheduler_address) as watcher:
             busy_since = None
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
@@ -46,12 +46,16 @@ def test_worker_killed_mid_run_changes_nothing(datasets):
         killer = threading.Thread(target=kill_when_busy)
         killer.start()
         report = run(
-            "stop", datasets["stop"], executor=cluster.address, params=params, chunk_size=1500
+            "stop",
+            datasets["stop"],
+            executor=cluster.scheduler_address,
+            params=params,
+            chunk_size=1500,
         )
         killer.join()
         assert killed.is_set(), "the worker was not killed while chunks were running"
         assert victim.poll() is not None
-        with Client(cluster.address) as client:
+        with Client(cluster.scheduler_address) as client:
             assert len(client.scheduler_info()["workers"]) == 1
     finally:
         cluster.stop()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from analysis_kernels import run
+from analysis_kernels.executor.chunks import expand_inputs
 from analysis_kernels.generate import DatasetSpec, generate_dataset
 
 QUERIES = [f"q{i}" for i in range(1, 9)]
@@ -26,21 +27,17 @@ def adl_files(tmp_path_factory):
     generate_dataset(
         DatasetSpec("adl", files=1, events_per_file=20_000, seed=3), directory, progress=False
     )
-    return [str(p) for p in sorted(directory.glob("*.root"))]
-
-
-def _files(path):
-    return [str(p) for p in sorted(path.glob("*.root"))]
+    return expand_inputs(directory)
 
 
 def test_ds_is_identical_in_rdataframe(rdf, datasets):
     ours = run("ds", datasets["ds"]).output["mass"]
-    assert np.array_equal(rdf.ds(_files(datasets["ds"]))["mass"], ours.values(flow=True))
+    assert np.array_equal(rdf.ds(expand_inputs(datasets["ds"]))["mass"], ours.values(flow=True))
 
 
 def test_dt_is_identical_in_rdataframe(rdf, datasets):
     ours = run("dt", datasets["dt"]).output
-    theirs = rdf.dt(_files(datasets["dt"]))
+    theirs = rdf.dt(expand_inputs(datasets["dt"]))
     for selection in ("all", "fiducial"):
         counts = ours["chamber"][
             hist.loc(selection), ...
@@ -66,7 +63,7 @@ def test_stop_variations_agree_with_rdataframe(rdf, datasets):
     """Every variation kind (scales, smearing from the event number, weights) in both."""
     n = 25
     ours = run("stop", datasets["stop"], params={"n_variations": n}).output["yields"]
-    theirs = rdf.stop(_files(datasets["stop"]), n)
+    theirs = rdf.stop(expand_inputs(datasets["stop"]), n)
     assert list(theirs) == list(ours.axes["variation"])
     for name, values in theirs.items():
         np.testing.assert_allclose(

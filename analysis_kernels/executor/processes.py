@@ -21,9 +21,11 @@ def free_port() -> int:
 
 
 class DaskProcesses:
-    def __init__(self, n_workers: int, nanny: bool = False, timeout: float = 60):
-        self.address = f"tcp://127.0.0.1:{free_port()}"
-        port = self.address.rsplit(":", 1)[1]
+    """``scheduler_address`` as on ``LocalCluster``, so either can stand where a cluster is expected."""
+
+    def __init__(self, n_workers: int, timeout: float = 60):
+        self.scheduler_address = f"tcp://127.0.0.1:{free_port()}"
+        port = self.scheduler_address.rsplit(":", 1)[1]
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         self.scheduler = subprocess.Popen(
             [
@@ -44,13 +46,13 @@ class DaskProcesses:
                     sys.executable,
                     "-m",
                     "distributed.cli.dask_worker",
-                    self.address,
+                    self.scheduler_address,
                     "--nthreads",
                     "1",
                     "--host",
                     "127.0.0.1",
                     "--no-dashboard",
-                    "--nanny" if nanny else "--no-nanny",
+                    "--no-nanny",  # a killed worker stays dead
                 ],
                 **quiet,
             )
@@ -59,7 +61,7 @@ class DaskProcesses:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                with Client(self.address, timeout="5s") as client:
+                with Client(self.scheduler_address, timeout="5s") as client:
                     client.wait_for_workers(n_workers, timeout=timeout)
                 return
             except OSError:
@@ -67,11 +69,6 @@ class DaskProcesses:
                     self.stop()
                     raise
                 time.sleep(0.5)
-
-    @property
-    def scheduler_address(self) -> str:
-        """As on ``LocalCluster``, so either can stand where a cluster is expected."""
-        return self.address
 
     def stop(self) -> None:
         for proc in [*self.workers, self.scheduler]:

@@ -111,30 +111,26 @@ STOP_INPUTS = (
 KINDS = ["nominal", "jes", "jer", "ees", "mes", "pu", "scale", "lepsf", "btag"]
 
 
-def stop(
-    files: list[str], n_variations: int, threads: int = 0, one_loop_per_variation: bool = False
-) -> dict:
-    """Stop two-lepton yields per variation, region and flavour (codes region * 3 + flavour).
+def _book_variation(df, i: int, variation):
+    """The yields histogram of one variation (codes region * 3 + flavour), booked on ``df``."""
+    args = f"{KINDS.index(variation.kind)}, {variation.sign}, {variation.index}, {STOP_INPUTS}"
+    node = df.Define(f"r{i}", f"facility_stop::evaluate({args})")
+    node = node.Define(f"codes{i}", f"r{i}.codes").Define(f"weights{i}", f"r{i}.weights")
+    return node.Histo1D((f"y{i}", "", 9, -0.5, 8.5), f"codes{i}", f"weights{i}")
 
-    All variations are booked on one dataframe and filled in one event loop, unless
-    ``one_loop_per_variation`` asks for the legacy approach: a new event loop each time.
-    """
+
+def _yields(h) -> np.ndarray:
+    return values(h)[1:-1].reshape(3, 3)
+
+
+def stop(files: list[str], n_variations: int, threads: int = 0) -> dict:
+    """Stop two-lepton yields per variation, region and flavour: all variations booked on one
+    dataframe and filled in one event loop."""
     from analysis_kernels.analyses.systematics import variations
 
-    out = {}
     df = dataframe(files, threads)
-    booked = {}
-    for i, v in enumerate(variations(n_variations)):
-        if one_loop_per_variation:
-            df = dataframe(files, threads)
-        args = f"{KINDS.index(v.kind)}, {v.sign}, {v.index}, {STOP_INPUTS}"
-        node = df.Define(f"r{i}", f"facility_stop::evaluate({args})")
-        node = node.Define(f"codes{i}", f"r{i}.codes").Define(f"weights{i}", f"r{i}.weights")
-        booked[v.name] = node.Histo1D((f"y{i}", "", 9, -0.5, 8.5), f"codes{i}", f"weights{i}")
-        if one_loop_per_variation:
-            out[v.name] = values(booked.pop(v.name))[1:-1].reshape(3, 3)
-    out.update({name: values(h)[1:-1].reshape(3, 3) for name, h in booked.items()})
-    return out
+    booked = {v.name: _book_variation(df, i, v) for i, v in enumerate(variations(n_variations))}
+    return {name: _yields(h) for name, h in booked.items()}
 
 
 ADL = {
@@ -192,11 +188,4 @@ def adl(query: str, files: list[str], threads: int = 0) -> dict:
 
 def stop_variation(files: list[str], variation, threads: int = 0) -> np.ndarray:
     """One event loop for one variation: the legacy way, a full pass per systematic."""
-    args = f"{KINDS.index(variation.kind)}, {variation.sign}, {variation.index}, {STOP_INPUTS}"
-    node = (
-        dataframe(files, threads)
-        .Define("r", f"facility_stop::evaluate({args})")
-        .Define("codes", "r.codes")
-        .Define("weights", "r.weights")
-    )
-    return values(node.Histo1D(("y", "", 9, -0.5, 8.5), "codes", "weights"))[1:-1].reshape(3, 3)
+    return _yields(_book_variation(dataframe(files, threads), 0, variation))
