@@ -20,6 +20,7 @@ from scipy.stats import beta
 
 from analysis_kernels.analyses.base import Analysis, ChunkResult, Output
 from analysis_kernels.kinematics import delta_r, invariant_mass
+from analysis_kernels.schema import collection
 
 F32, I32 = "var * float32", "var * int32"
 BRANCHES = {
@@ -49,22 +50,7 @@ PT_BINS = [20, 25, 30, 35, 40, 45, 50, 60, 80, 120, 200]
 
 def _probe_muons(ev: ak.Array) -> tuple[ak.Array, ak.Array]:
     """Local indices of the probe muons of each event, and the tag-probe masses."""
-    mu = ak.zip(
-        {
-            f: ev[f"Muon_{f}"]
-            for f in (
-                "pt",
-                "eta",
-                "phi",
-                "charge",
-                "tightId",
-                "tkRelIso",
-                "dz",
-                "nValidStripHits",
-                "nValidPixelHits",
-            )
-        }
-    )
+    mu = collection(ev, "Muon")  # every Muon_ branch the analysis declares
     track_ok = (mu.nValidStripHits >= 6) & (mu.nValidPixelHits >= 1) & (mu.tkRelIso < 0.1)
     trig = (ev.TrigObj_id == 13) & ((ev.TrigObj_filterBits & ISO_MUON_FILTER) != 0)
     pairs_to = ak.cartesian(
@@ -105,13 +91,8 @@ def _any_equal(left: ak.Array, right: ak.Array) -> ak.Array:
 def probes(ev: ak.Array) -> tuple[ak.Array, ak.Array]:
     """Chamber probes (extrapolations under study) with their pass flag, and T&P masses."""
     probe_idx, mass = _probe_muons(ev)
-    ext = ak.zip(
-        {
-            f: ev[f"MuonExtrap_{f}"]
-            for f in ("muonIdx", "wheel", "sector", "station", "x", "edgeX", "edgeY")
-        }
-    )
-    seg = ak.zip({f: ev[f"DTSegment_{f}"] for f in ("wheel", "sector", "station", "x")})
+    ext = collection(ev, "MuonExtrap")
+    seg = collection(ev, "DTSegment")
     es = ak.cartesian([ext, seg], nested=True)
     e, s = es["0"], es["1"]
     near = (
