@@ -44,3 +44,51 @@ def dask_processes():
     cluster = DaskProcesses(n_workers=2)
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def facility(tmp_path_factory, datasets):
+    """The local facility (development IAM, JupyterHub, proxy) with short-lived tokens.
+
+    Access tokens live 30 s and the hub refreshes them 20 s before expiry, checking every 2 s,
+    so a refresh happens about every 10 s while a server runs.
+    """
+    from hub_config.local.facility import LocalFacility
+
+    state = tmp_path_factory.mktemp("facility")
+    facility = LocalFacility(
+        state_dir=state,
+        log_dir=state / "logs",
+        access_token_ttl=30,
+        token_refresh_margin=20,
+        token_check_interval=2,
+        sample_data=str(datasets["ds"].parent),
+    )
+    facility.start()
+    yield facility
+    facility.stop()
+
+
+@pytest.fixture(scope="session")
+def facility_users(facility) -> dict[str, str]:
+    """Username → password of the development IAM's test users."""
+    return {u["username"]: u["password"] for u in facility.users()}
+
+
+@pytest.fixture(scope="session")
+def login(facility, facility_users):
+    """``login(name)``: that test user, logged in through the IAM form, with an API token."""
+    from hub_config.local.client import HubUser
+
+    def log_in(name: str) -> HubUser:
+        user = HubUser(facility.url, name, facility_users[name]).login()
+        user.new_token()
+        return user
+
+    return log_in
+
+
+@pytest.fixture(scope="session")
+def hub_admin(login):
+    """carol, in IAM group facility-admins, hence a hub admin (she may read auth state)."""
+    return login("carol")

@@ -1,0 +1,114 @@
+"""Turn the facility's settings into JupyterHub configuration.
+
+``configure(c, settings)`` is the one entry point: the local facility's
+``jupyterhub_config.py`` and the Helm chart's ``jupyterhub_config.d`` file both call it. The
+backend setting picks the spawner (a local process, or KubeSpawner) and the Dask cluster the
+user's server makes; everything else (login, groups, tokens, profiles, culling) is shared.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+
+from hub_config.settings import FacilityConfigError, FacilitySettings
+
+
+
+def _require_crypt_key(c) -> None:
+    keys = os.environ.get("JUPYTERHUB_CRYPT_KEY") or c.CryptKeeper.get("keys")
+    if not keys:
+        raise FacilityConfigError(
+            "JUPYTERHUB_CRYPT_KEY is not set: the hub keeps users' IAM tokens in an encrypted "
+            "auth state and needs a key for it. Set JUPYTERHUB_CRYPT_KEY to the output of "
+            "'openssl rand -hex 32' (on Kubernetes the chart sets it from the hub Secret)."
+        )
+
+
+def _authenticator(c, settings: FacilitySettings) -> None:
+    iam = settings.iam
+    c.JupyterHub.authenticator_class = "hub_config.iam.IAMAuthenticator"
+    c.IAMAuthenticator.issuer = iam.issuer
+    c.IAMAuthenticator.client_id = iam.client_id
+    c.IAMAuthenticator.client_secret = iam.client_secret()
+    c.IAMAuthenticator.groups_claim = iam.groups_claim
+    c.IAMAuthenticator.allowed_groups = set(iam.allowed_groups)
+    c.IAMAuthenticator.admin_groups = set(iam.admin_groups)
+    c.IAMAuthenticator.refresh_margin = settings.tokens.refresh_margin
+    c.IAMAuthenticator.auth_refresh_age = int(settings.tokens.auth_refresh_age)
+    c.IAMAuthenticator.auth_refresh_strict = True
+    if iam.scopes:
+        c.IAMAuthenticator.scope = list(iam.scopes)
+    if iam.callback_url:
+        c.IAMAuthenticator.oauth_callback_url = iam.callback_url
+
+
+def _dask_environment(settings: FacilitySettings) -> dict[str, str]:
+    """What the user's server needs to make clusters with the facility's factory."""
+    return {
+        "FACILITY_CLUSTER_BACKEND": settings.backend,
+        "FACILITY_DASK_IDLE_TIMEOUT": str(settings.dask.idle_timeout),
+        "FACILITY_DASK_MAX_WORKERS": str(settings.dask.max_workers),
+        "DASK_LABEXTENSION__FACTORY__MODULE": "analysis_kernels.clusters",
+        "DASK_LABEXTENSION__FACTORY__CLASS": "facility_cluster",
+        "DASK_DISTRIBUTED__DASHBOARD__LINK": "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status",
+    }
+
+
+def _local_spawner(c, settings: FacilitySettings) -> None:
+    state = Path(settings.local.state_dir).resolve()
+    c.JupyterHub.spawner_class = "hub_config.spawners.LocalFacilitySpawner"
+    c.LocalFacilitySpawner.users_dir = str(state / "users")
+    c.LocalFacilitySpawner.notebooks_dir = str(resources.files("analysis_kernels") / "notebooks")
+    c.LocalFacilitySpawner.profiles = settings.profiles
+    c.LocalFacilitySpawner.token_check_interval = settings.tokens.check_interval
+    c.LocalFacilitySpawner.facility_environment = _dask_environment(settings) | {
+        "FACILITY_SAMPLE_DATA": settings.local.sample_data
+    }
+    c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
+    c.JupyterHub.cleanup_servers = True
+
+
+def _idle_culler(c, settings: FacilitySettings) -> None:
+    servers = settings.servers
+    if not servers.cull_idle_after:
+        return
+    c.JupyterHub.services.append(
+        {
+            "name": "idle-culler",
+            "command": [
+                sys.executable,
+                "-m",
+                "jupyterhub_idle_culler",
+                f"--timeout={int(servers.cull_idle_after)}",
+                f"--cull-every={int(servers.cull_every)}",
+            ],
+        }
+    )
+    c.JupyterHub.load_roles.append(
+        {
+            "name": "idle-culler",
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            "services": ["idle-culler"],
+        }
+    )
+
+
+def configure(c, settings: FacilitySettings) -> None:
+    """Apply the facility's settings to JupyterHub's config object ``c``."""
+    _require_crypt_key(c)
+    _authenticator(c, settings)
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.named_server_limit_per_user = settings.servers.named_server_limit
+    c.Authenticator.enable_auth_state = True
+    if settings.backend == "local":
+        _local_spawner(c, settings)
+        _idle_culler(c, settings)
+    else:
+        raise FacilityConfigError(
+            "facility.backend: 'kubernetes' is configured by the Helm chart, which is not "
+            "built yet; use 'local'"
+        )

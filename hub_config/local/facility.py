@@ -1,0 +1,207 @@
+"""The whole facility on one machine: the development IAM, JupyterHub and its proxy.
+
+State lives in one directory and survives restarts: the hub database, the users' homes, the
+crypt key, the IAM client secret and the provider's signing keys. Servers listen on 127.0.0.1
+only, on the requested ports or free ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+NODE_BIN = HERE / "node_modules" / ".bin"
+DEFAULT_USERS = HERE / "users.yaml"
+CLIENT_ID = "facility-hub"
+
+
+def free_port(preferred: int = 0) -> int:
+    """``preferred`` when it is free on 127.0.0.1, else any free port."""
+    for port in (preferred, 0) if preferred else (0,):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise RuntimeError("no free port on 127.0.0.1")
+
+
+def _secret_file(path: Path, make) -> str:
+    """A secret made once and kept (0600), so a restart keeps sessions and encrypted state."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(make())
+    return path.read_text().strip()
+
+
+def wait_for(url: str, process: subprocess.Popen, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {process.returncode} while starting")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:  # not listening yet, or the proxy has no route to it yet
+            time.sleep(0.2)
+    raise RuntimeError(f"{what} did not answer at {url} within {timeout:.0f} s")
+
+
+@dataclass
+class LocalFacility:
+    """Starts and stops the local facility; the options exist for tests and benchmarks."""
+
+    state_dir: Path
+    users_file: Path = DEFAULT_USERS
+    hub_port: int = 0
+    idp_port: int = 0
+    access_token_ttl: int = 3600
+    token_check_interval: float = 60
+    token_refresh_margin: float = 300
+    sample_data: str = ""
+    cull_idle_after: float = 3600
+    extra_settings: dict = field(default_factory=dict)
+    log_dir: Path | None = None
+    processes: list[subprocess.Popen] = field(default_factory=list, init=False)
+
+    def __post_init__(self):
+        self.state_dir = Path(self.state_dir).resolve()
+        self.hub_port = free_port(self.hub_port)
+        self.idp_port = free_port(self.idp_port)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.hub_port}"
+
+    @property
+    def issuer(self) -> str:
+        return f"http://127.0.0.1:{self.idp_port}"
+
+    @property
+    def client_secret_file(self) -> Path:
+        return self.state_dir / "secrets" / "iam-client-secret"
+
+    def users(self) -> list[dict]:
+        return yaml.safe_load(Path(self.users_file).read_text())["users"]
+
+    def _settings(self) -> dict:
+        settings = {
+            "backend": "local",
+            "iam": {
+                "issuer": self.issuer,
+                "clientId": CLIENT_ID,
+                "clientSecretFile": str(self.client_secret_file),
+                "groupsClaim": "groups",
+                "allowedGroups": ["cms", "atlas", "facility-admins"],
+                "adminGroups": ["facility-admins"],
+                "callbackUrl": f"{self.url}/hub/oauth_callback",
+            },
+            "tokens": {
+                "refreshMargin": self.token_refresh_margin,
+                "checkInterval": self.token_check_interval,
+            },
+            "servers": {"cullIdleAfter": self.cull_idle_after},
+            "local": {"stateDir": str(self.state_dir), "sampleData": self.sample_data},
+        }
+        for section, values in self.extra_settings.items():
+            settings[section] = settings.get(section, {}) | values
+        return settings
+
+    def _log(self, name: str):
+        if self.log_dir is None:
+            return None
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        return open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the process owns it
+
+    def _start_idp(self) -> None:
+        secret = _secret_file(self.client_secret_file, lambda: secrets.token_urlsafe(32))
+        config = {
+            "issuer": self.issuer,
+            "port": self.idp_port,
+            "users": str(Path(self.users_file).resolve()),
+            "keys": str(self.state_dir / "secrets" / "idp-keys.json"),
+            "accessTokenTTL": self.access_token_ttl,
+            "clients": [
+                {
+                    "client_id": CLIENT_ID,
+                    "client_secret": secret,
+                    "redirect_uris": [f"{self.url}/hub/oauth_callback"],
+                }
+            ],
+        }
+        path = self.state_dir / "devidp.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(config, handle)
+        log = self._log("devidp")
+        process = subprocess.Popen(
+            ["node", str(HERE / "devidp.mjs"), "--config", str(path)], stdout=log, stderr=log
+        )
+        self.processes.append(process)
+        wait_for(f"{self.issuer}/.well-known/openid-configuration", process, "the development IAM")
+
+    def _start_hub(self) -> None:
+        settings = self.state_dir / "facility.yaml"
+        settings.write_text(yaml.safe_dump(self._settings(), sort_keys=False))
+        crypt_key = _secret_file(self.state_dir / "secrets" / "crypt-key", secrets.token_hex)
+        env = os.environ | {"FACILITY_SETTINGS": str(settings), "JUPYTERHUB_CRYPT_KEY": crypt_key}
+        command = [
+            sys.executable,
+            "-m",
+            "jupyterhub",
+            "-f",
+            str(HERE.parent / "jupyterhub_config.py"),
+            f"--JupyterHub.bind_url={self.url}",
+            f"--JupyterHub.hub_bind_url=http://127.0.0.1:{free_port()}",
+            f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{free_port()}",
+            f"--ConfigurableHTTPProxy.command={NODE_BIN / 'configurable-http-proxy'}",
+        ]
+        log = self._log("jupyterhub")
+        process = subprocess.Popen(command, cwd=self.state_dir, env=env, stdout=log, stderr=log)
+        self.processes.append(process)
+        wait_for(f"{self.url}/hub/api", process, "JupyterHub", timeout=120)
+
+    def start(self) -> LocalFacility:
+        if not (NODE_BIN / "configurable-http-proxy").exists():
+            raise RuntimeError(f"npm packages missing: run 'npm ci' in {HERE}")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start_idp()
+            self._start_hub()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the hub first (it stops the users' servers and the proxy), then the IAM."""
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        self.processes.clear()
+
+    def __enter__(self) -> LocalFacility:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
