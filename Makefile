@@ -4,27 +4,46 @@ VENV := .venv
 PY := $(VENV)/bin/python
 FACILITY := $(VENV)/bin/facility
 STAMP := $(VENV)/.installed
+NODE_DIR := hub_config/local
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed
+CHROMIUM := /usr/bin/chromium
+STATE := state
 SAMPLE := data/sample
 ANALYSES := ds stop dt
 RUN_OUT := output/run
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast lint format bench clean
+.PHONY: install run analyze test test-fast lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m pip install --quiet -e '.[dev,bench,hub,lab]'
 	touch $@
 
-install: $(STAMP)
+# The development IAM (oidc-provider) and JupyterHub's proxy, from the npm registry.
+$(NODE_STAMP): $(NODE_DIR)/package-lock.json
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
-# Until the hub lands: a small sample dataset per analysis (made once), then all three
-# analyses on a Dask LocalCluster, with a printed summary and plots under output/run/.
+# Debian's chromium for the browser tests (Playwright drives it; it downloads no browser).
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "install chromium at $@ (Debian package chromium)"; exit 1; }
+	$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium >/dev/null
+
+install: $(STAMP) $(NODE_STAMP)
+
+# A small sample dataset per analysis, made once.
 $(SAMPLE)/%/truth.json: $(STAMP)
 	$(FACILITY) generate $* --output $(SAMPLE)/$* --files 2 --events-per-file 100000
 
-run: $(foreach a,$(ANALYSES),$(SAMPLE)/$(a)/truth.json)
+# The facility on this machine: development IAM, JupyterHub, JupyterLab with the Dask sidebar.
+run: install $(foreach a,$(ANALYSES),$(SAMPLE)/$(a)/truth.json)
+	$(PY) -m hub_config.local --state $(STATE) --sample-data $(SAMPLE)
+
+# The three analyses in batch on a LocalCluster, with a summary and plots under output/run/.
+analyze: $(foreach a,$(ANALYSES),$(SAMPLE)/$(a)/truth.json)
 	@for a in $(ANALYSES); do \
 	  $(FACILITY) analyze $$a $(SAMPLE)/$$a --executor local:2 --plots $(RUN_OUT)/$$a || exit 1; \
 	done
@@ -38,15 +57,15 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 # The whole suite. pytest's exit code 5 (nothing collected) fails the target like any other.
-test: lint
+test: lint $(NODE_STAMP) $(CHROMIUM)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 # Inner loop: everything but the multi-process and large-data tests.
-test-fast: lint
+test-fast: lint $(NODE_STAMP)
 	$(PY) -m pytest -ra -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) output .pytest_cache .ruff_cache
+	rm -rf $(VENV) output .pytest_cache .ruff_cache $(NODE_DIR)/node_modules

@@ -16,7 +16,6 @@ from pathlib import Path
 from hub_config.settings import FacilityConfigError, FacilitySettings
 
 
-
 def _require_crypt_key(c) -> None:
     keys = os.environ.get("JUPYTERHUB_CRYPT_KEY") or c.CryptKeeper.get("keys")
     if not keys:

@@ -151,7 +151,8 @@ class IAMAuthenticator(GenericOAuthenticator):
                 options={"require": ["exp", "iat", "iss", "aud", "sub"]},
             )
         except jwt.PyJWTError as err:
-            raise web.HTTPError(403, f"ID token from {self.issuer} failed verification: {err}")
+            message = f"ID token from {self.issuer} failed verification: {err}"
+            raise web.HTTPError(403, message) from err
 
     async def token_to_user(self, token_info):
         id_token = token_info.get("id_token")
@@ -206,7 +207,9 @@ class IAMAuthenticator(GenericOAuthenticator):
                     "auth_state": self.build_auth_state_dict(token_info, claims),
                     "groups": sorted(groups_from_claims(claims, self.groups_claim)),
                 }
-            if self.manage_groups and not (set(model.get("groups", ())) & (self.allowed_groups | self.admin_groups)):
+            if self.manage_groups and not (
+                set(model.get("groups", ())) & (self.allowed_groups | self.admin_groups)
+            ):
                 self.log.warning("%s is no longer in an allowed group", user.name)
                 return False
             await user.save_auth_state(model["auth_state"])

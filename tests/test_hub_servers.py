@@ -109,12 +109,18 @@ def test_token_file_holds_the_current_token_in_server_and_workers(login, hub_adm
 def test_a_user_cannot_reach_another_users_server_or_api(login):
     alice, bob = login("alice"), login("bob")
     alice_server = alice.start_server(profile="medium")
-    assert requests.get(f"{alice_server}api/status", headers=alice_headers(alice)).status_code == 200
+    assert (
+        requests.get(f"{alice_server}api/status", headers=alice_headers(alice)).status_code == 200
+    )
 
     bob_at_alice = requests.get(f"{alice_server}api/contents", headers=alice_headers(bob))
     assert bob_at_alice.status_code == 403
-    for method, path in [("GET", "/users/alice"), ("POST", "/users/alice/server"),
-                         ("DELETE", "/users/alice/server"), ("POST", "/users/alice/tokens")]:
+    for method, path in [
+        ("GET", "/users/alice"),
+        ("POST", "/users/alice/server"),
+        ("DELETE", "/users/alice/server"),
+        ("POST", "/users/alice/tokens"),
+    ]:
         assert bob.api(method, path).status_code in (403, 404), (method, path)
     assert alice.api("GET", "/users/alice").status_code == 200
 

@@ -126,7 +126,7 @@ class LocalFacility:
         if self.log_dir is None:
             return None
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        return open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the process owns it
+        return open(self.log_dir / f"{name}.log", "ab")
 
     def _start_idp(self) -> None:
         secret = _secret_file(self.client_secret_file, lambda: secrets.token_urlsafe(32))

@@ -1,0 +1,45 @@
+"""``python -m hub_config.local`` (``make run``): the facility on this machine until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from hub_config.local.facility import DEFAULT_USERS, LocalFacility
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hub_config.local", description=__doc__)
+    parser.add_argument("--state", type=Path, default=Path("state"), help="state directory")
+    parser.add_argument("--port", type=int, default=8000, help="hub port (another if busy)")
+    parser.add_argument("--idp-port", type=int, default=8001, help="development IAM port")
+    parser.add_argument("--users", type=Path, default=DEFAULT_USERS, help="test users YAML")
+    parser.add_argument("--sample-data", default="", help="directory of the sample datasets")
+    args = parser.parse_args(argv)
+
+    facility = LocalFacility(
+        state_dir=args.state,
+        users_file=args.users,
+        hub_port=args.port,
+        idp_port=args.idp_port,
+        sample_data=str(Path(args.sample_data).resolve()) if args.sample_data else "",
+        log_dir=args.state / "logs",
+    )
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with facility:
+        print(f"\nThe facility is running at {facility.url}  (Ctrl-C stops it)")
+        print(f"Development IAM (not for production): {facility.issuer}")
+        print(f"Logs: {args.state / 'logs'}\nTest users (username / password, groups):")
+        for user in facility.users():
+            print(f"  {user['username']:22} {user['password']:10} {', '.join(user['groups'])}")
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            print("\nStopping the facility...")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
