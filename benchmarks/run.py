@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks import figures, interactive, scaling, systematics, throughput
+from benchmarks import figures, hub_concurrency, interactive, scaling, systematics, throughput
 from benchmarks.common import results_dir
 
-STUDIES = ["throughput", "systematics", "scaling", "interactive"]
+STUDIES = ["throughput", "systematics", "scaling", "interactive", "hub"]
 
 
 def _table(result: dict, codec: str) -> list[str]:
@@ -80,6 +80,13 @@ def _targets(results: dict) -> list[str]:
         lines.append(
             f"- warm re-run >= 10x faster than cold: {results['interactive']['speedup']:.1f}x"
         )
+    if "hub" in results:
+        hub = results["hub"]
+        lines.append(
+            f"- {hub['users']} concurrent logins and spawns (local facility): ready p50 "
+            f"{hub['ready_p50_s']:.1f} s, p95 {hub['ready_p95_s']:.1f} s; hub and proxy CPU "
+            f"{hub['hub_and_proxy_cpu_s']:.1f} s ({100 * hub['hub_and_proxy_cpu_share']:.0f}% of a core)"
+        )
     return lines
 
 
@@ -100,6 +107,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--data", type=Path, default=Path("data/bench"), help="where generated datasets are kept"
+    )
+    parser.add_argument(
+        "--users", type=int, default=30, help="users logging in at once in the hub study"
     )
     args = parser.parse_args(argv)
     size = lambda n: max(1000, int(n * args.scale))  # noqa: E731
@@ -130,12 +140,16 @@ def main(argv=None) -> int:
             args.data, 8, size(1_250_000), chunk_size=size(250_000)
         )
         figures.interactive(results["interactive"], out)
+    if "hub" in args.only:
+        print("concurrent logins and spawns (study 6)")
+        results["hub"] = hub_concurrency.measure(args.users)
     lines = []
     if "throughput" in results:
         for codec in args.codecs:
             lines += [*_table(results["throughput"], codec), ""]
     lines += _targets(results)
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    summary = "summary.md" if args.only == STUDIES else f"summary-{'-'.join(args.only)}.md"
+    (out / summary).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"results and figures: {out}")
     return 0

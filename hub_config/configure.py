@@ -3,7 +3,7 @@
 ``configure(c, settings)`` is the one entry point: the local facility's
 ``jupyterhub_config.py`` and the Helm chart's ``jupyterhub_config.d`` file both call it. The
 backend setting picks the spawner (a local process, or KubeSpawner) and the Dask cluster the
-user's server makes; everything else (login, groups, tokens, profiles, culling) is shared.
+user's server makes (``analysis_kernels.clusters``); everything else (login, groups, tokens, profiles, culling) is shared.
 """
 
 from __future__ import annotations
@@ -71,6 +71,26 @@ def _local_spawner(c, settings: FacilitySettings) -> None:
     c.JupyterHub.cleanup_servers = True
 
 
+def _kube_spawner(c, settings: FacilitySettings) -> None:
+    kube = settings.kubernetes
+    c.JupyterHub.spawner_class = "hub_config.kube.FacilityKubeSpawner"
+    c.FacilityKubeSpawner.facility_profiles = settings.profiles
+    c.FacilityKubeSpawner.default_image = kube.default_image
+    c.FacilityKubeSpawner.token_mount = kube.token_mount
+    c.FacilityKubeSpawner.token_check_interval = settings.tokens.check_interval
+    c.FacilityKubeSpawner.facility_environment = _dask_environment(settings)
+    c.FacilityKubeSpawner.uid = 1000
+    c.FacilityKubeSpawner.fs_gid = 100
+    c.FacilityKubeSpawner.container_security_context = {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    if kube.namespace:
+        c.FacilityKubeSpawner.namespace = kube.namespace
+
+
 def _idle_culler(c, settings: FacilitySettings) -> None:
     servers = settings.servers
     if not servers.cull_idle_after:
@@ -105,9 +125,6 @@ def configure(c, settings: FacilitySettings) -> None:
     c.Authenticator.enable_auth_state = True
     if settings.backend == "local":
         _local_spawner(c, settings)
-        _idle_culler(c, settings)
     else:
-        raise FacilityConfigError(
-            "facility.backend: 'kubernetes' is configured by the Helm chart, which is not "
-            "built yet; use 'local'"
-        )
+        _kube_spawner(c, settings)
+    _idle_culler(c, settings)

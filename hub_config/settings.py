@@ -121,8 +121,9 @@ class FacilitySettings:
 
 
 def parse_bytes(text: str, what: str) -> int:
-    """'4G', '512M', '8Gi' or a plain number of bytes."""
-    units = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+    """'4G', '512M', '8Gi' or a plain number of bytes; K, M, G, T are powers of 1024, as in
+    JupyterHub's and KubeSpawner's memory limits, so a profile means the same on both."""
+    units = {"": 1} | {u: 1024 ** "_KMGT".index(u) for u in "KMGT"}
     units |= {f"{u}i": 1024 ** "_KMGT".index(u) for u in "KMGT"}
     value = str(text).strip()
     number = value.rstrip("KMGTi")

@@ -94,20 +94,4 @@ class LocalFacilitySpawner(BearerTokenMixin, SimpleLocalProcessSpawner):
 
     async def start(self):
         self._seed_home()
-        if not await self.publish_token():
-            raise RuntimeError(
-                f"{self.user.name} has no valid IAM token; log in again to start a server"
-            )
-        result = await super().start()
-        self.start_token_refresh()
-        return result
-
-    async def poll(self):
-        status = await super().poll()
-        if status is None:
-            self.start_token_refresh()
-        return status
-
-    async def stop(self, now=False):
-        await self.stop_token_refresh()
-        await super().stop(now=now)
+        return await super().start()

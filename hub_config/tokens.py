@@ -93,3 +93,22 @@ class BearerTokenMixin(HasTraits):
 
     def token_environment(self) -> dict[str, str]:
         return {"BEARER_TOKEN_FILE": str(self.token_path)}
+
+    async def start(self):
+        if not await self.publish_token():
+            raise RuntimeError(
+                f"{self.user.name} has no valid IAM token; log in again to start a server"
+            )
+        result = await super().start()
+        self.start_token_refresh()
+        return result
+
+    async def poll(self):
+        status = await super().poll()
+        if status is None:
+            self.start_token_refresh()
+        return status
+
+    async def stop(self, now=False):
+        await self.stop_token_refresh()
+        await super().stop(now=now)

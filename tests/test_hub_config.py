@@ -51,7 +51,7 @@ def test_settings_name_the_wrong_key():
 def test_settings_defaults_and_sizes():
     settings = load_settings(minimal(groupsClaim="wlcg.groups"))
     assert settings.iam.groups_claim == "wlcg.groups"
-    assert [p.memory_bytes for p in settings.profiles] == [2 * 10**9, 4 * 10**9, 8 * 10**9]
+    assert [p.memory_bytes for p in settings.profiles] == [2 * 2**30, 4 * 2**30, 8 * 2**30]
 
 
 def test_wlcg_groups_lose_their_leading_slash():

@@ -1,0 +1,110 @@
+"""The spawner of the Kubernetes facility: KubeSpawner with the facility's profiles and token.
+
+The user's IAM token is a Secret next to the user's pod, mounted read-only as a file (the
+kubelet updates mounted Secrets, so a refresh reaches the running pod); the pod spec and its
+environment carry only the file's path. The same Secret is mounted into the user's Dask
+scheduler and workers by ``analysis_kernels.clusters``.
+"""
+
+from __future__ import annotations
+
+from kubernetes_asyncio.client.rest import ApiException
+from kubespawner import KubeSpawner
+from kubespawner.slugs import safe_slug
+from traitlets import Any, Dict, Unicode, default
+
+from hub_config.profiles import allowed_profiles, kubespawner_profile
+from hub_config.tokens import BearerTokenMixin
+
+TOKEN_KEY = "bearer_token"
+TOKEN_VOLUME = "iam-token"
+
+
+class SecretTokenStore:
+    """The token as a Secret, replaced in place, deleted when the server stops."""
+
+    def __init__(self, api, namespace: str, name: str, labels: dict[str, str]):
+        self.api, self.namespace, self.name, self.labels = api, namespace, name, labels
+
+    def _manifest(self, token: str) -> dict:
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": self.name, "labels": self.labels},
+            "type": "Opaque",
+            "stringData": {TOKEN_KEY: token},
+        }
+
+    async def publish(self, token: str) -> None:
+        manifest = self._manifest(token)
+        try:
+            await self.api.replace_namespaced_secret(self.name, self.namespace, manifest)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+            await self.api.create_namespaced_secret(self.namespace, manifest)
+
+    async def withdraw(self) -> None:
+        try:
+            await self.api.delete_namespaced_secret(self.name, self.namespace)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
+
+class FacilityKubeSpawner(BearerTokenMixin, KubeSpawner):
+    facility_profiles = Any((), config=True, help="hub_config.settings.Profile tuple.")
+    default_image = Unicode(config=True, help="Image of profiles that name none.")
+    token_mount = Unicode("/var/run/secrets/facility", config=True)
+    facility_environment = Dict(config=True, help="Environment of every user server.")
+
+    @property
+    def token_secret_name(self) -> str:
+        return f"{self.pod_name}-iam-token"
+
+    @property
+    def token_path(self) -> str:
+        return f"{self.token_mount}/{TOKEN_KEY}"
+
+    def token_store(self) -> SecretTokenStore:
+        labels = self._build_common_labels({"component": "iam-token"})
+        return SecretTokenStore(self.api, self.namespace, self.token_secret_name, labels)
+
+    @default("profile_list")
+    def _profile_list_default(self):
+        def profiles(spawner):
+            groups = {g.name for g in spawner.user.groups}
+            allowed = allowed_profiles(spawner.facility_profiles, groups)
+            return [kubespawner_profile(p, spawner.default_image) for p in allowed]
+
+        return profiles
+
+    @default("volumes")
+    def _volumes_default(self):
+        secret = {"secretName": self.token_secret_name, "defaultMode": 0o440}
+        return [{"name": TOKEN_VOLUME, "secret": secret}]
+
+    @default("volume_mounts")
+    def _volume_mounts_default(self):
+        return [{"name": TOKEN_VOLUME, "mountPath": self.token_mount, "readOnly": True}]
+
+    def get_env(self):
+        env = super().get_env()
+        env.update(self.facility_environment)
+        env.update(self.token_environment())
+        env.update(
+            {
+                "FACILITY_DASK_CLUSTER_NAME": f"dask-{safe_slug(self.user.name)}",
+                "FACILITY_DASK_NAMESPACE": self.namespace,
+                "FACILITY_DASK_IMAGE": self.image,
+                "FACILITY_TOKEN_SECRET": self.token_secret_name,
+                "FACILITY_TOKEN_MOUNT": self.token_mount,
+                "FACILITY_POD_NAME": self.pod_name,
+            }
+        )
+        return env
+
+    @default("environment")
+    def _environment_default(self):
+        # The pod's own UID, for the owner reference that ties the user's Dask clusters to it.
+        return {"FACILITY_POD_UID": {"valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}}
