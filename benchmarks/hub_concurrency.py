@@ -58,7 +58,8 @@ def measure(users: int) -> dict:
                 }
             )
         )
-        with LocalFacility(state_dir=Path(tmp) / "state", users_file=users_file) as facility:
+        state = Path(tmp) / "state"
+        with LocalFacility(state, users_file=users_file, log_dir=state / "logs") as facility:
             hub, idp = (psutil.Process(p.pid) for p in reversed(facility.processes))
             hub_cpu, idp_cpu = _cpu(hub), _cpu(idp)
             started = time.perf_counter()

@@ -69,6 +69,9 @@ def _local_spawner(c, settings: FacilitySettings) -> None:
     c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
     c.JupyterHub.cleanup_servers = True
+    # Many servers starting at once on a few cores take longer than JupyterHub's defaults.
+    c.LocalFacilitySpawner.start_timeout = 300
+    c.LocalFacilitySpawner.http_timeout = 180
 
 
 def _kube_spawner(c, settings: FacilitySettings) -> None:
