@@ -71,6 +71,7 @@ def test_profiles_follow_groups_and_refuse_others():
         choose_profile(allowed_profiles(profiles, {"cms"}), "large")
 
 
+@pytest.mark.slow
 def test_id_tokens_are_verified_against_the_issuers_keys(facility):
     authenticator = IAMAuthenticator(issuer=facility.issuer, client_id=CLIENT_ID)
     now = int(time.time())

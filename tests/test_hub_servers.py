@@ -176,3 +176,16 @@ def test_revoked_refresh_token_logs_the_user_out(login, hub_admin, facility):
     assert bob.api("GET", "/user").status_code == 403
     home = bob.session.get(f"{facility.url}/hub/home", allow_redirects=False, timeout=30)
     assert home.status_code == 302 and "/hub/login" in home.headers["location"]
+
+
+def test_named_servers_and_the_idle_culler(login, hub_admin):
+    carol = hub_admin
+    url = carol.start_server(profile="large", server="bigger")
+    assert url.endswith("/user/carol/bigger/")
+    model = carol.api("GET", "/users/carol").json()
+    assert model["servers"]["bigger"]["user_options"] == {"profile": "large"}
+    carol.stop_server("bigger")
+
+    culler = carol.api("GET", "/services/idle-culler").json()
+    assert "--timeout=3600" in culler["command"]
+    assert psutil.pid_exists(culler["pid"])
