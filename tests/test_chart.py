@@ -1,0 +1,183 @@
+"""The Helm chart's own templates: lint, render, validate against Kubernetes' API schemas,
+and the multi-tenant rules and settings wiring they must carry.
+
+The upstream subcharts (zero-to-jupyterhub, the dask operator) are not in the repository and
+their chart repositories are out of this machine's reach, so the chart is rendered here with
+its dependencies removed; the kind smoke test installs it whole.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from hub_config.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+CHART = ROOT / "charts" / "analysis-facility"
+HELM = Path(sys.executable).parent / "helm"
+KUBERNETES = "1.32"
+VALUES = ["minimal-values.yaml", "production-values.yaml"]
+
+
+@pytest.fixture(scope="module")
+def own_chart(tmp_path_factory) -> Path:
+    """The chart without its dependencies (its own templates only)."""
+    assert HELM.exists(), f"helm is missing at {HELM}: run make install"
+    copy = tmp_path_factory.mktemp("chart") / CHART.name
+    shutil.copytree(CHART, copy)
+    meta = yaml.safe_load((copy / "Chart.yaml").read_text())
+    meta.pop("dependencies")
+    (copy / "Chart.yaml").write_text(yaml.safe_dump(meta))
+    return copy
+
+
+def helm(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(HELM), *args], capture_output=True, text=True, timeout=120)
+
+
+def render(chart: Path, values: str, *extra: str) -> list[dict]:
+    result = helm(
+        "template",
+        "facility",
+        str(chart),
+        "-n",
+        "analysis",
+        "-f",
+        str(chart / "ci" / values),
+        *extra,
+    )
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def merged_values(values: str) -> dict:
+    """values.yaml overlaid with a ci values file, as Helm merges maps (lists replace)."""
+
+    def merge(base, over):
+        if isinstance(base, dict) and isinstance(over, dict):
+            return {k: merge(base.get(k), v) for k, v in over.items()} | {
+                k: v for k, v in base.items() if k not in over
+            }
+        return over
+
+    base = yaml.safe_load((CHART / "values.yaml").read_text())
+    return merge(base, yaml.safe_load((CHART / "ci" / values).read_text()))
+
+
+def test_values_schema_is_generated_from_its_described_yaml():
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "charts" / "values_schema.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_lint_strict(own_chart, values):
+    result = helm("lint", "--strict", str(own_chart), "-f", str(own_chart / "ci" / values))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_every_object_is_valid_for_the_kubernetes_api(own_chart, values):
+    docs = render(own_chart, values)
+    assert len(docs) >= 8
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+
+
+def test_default_values_refuse_to_install_without_the_iam_secret(own_chart):
+    result = helm("template", "facility", str(own_chart))
+    assert result.returncode != 0
+    assert "iam.clientSecret or iam.existingSecret is required" in result.stderr
+
+
+def test_unknown_facility_setting_is_rejected_by_the_schema(own_chart):
+    result = helm(
+        "template",
+        "facility",
+        str(own_chart),
+        "-f",
+        str(own_chart / "ci" / VALUES[0]),
+        "--set",
+        "jupyterhub.custom.facility.iam.groupClaim=groups",
+    )
+    assert result.returncode != 0
+    assert "groupClaim" in result.stderr
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_facility_values_are_valid_hub_settings(values):
+    settings = load_settings(merged_values(values)["jupyterhub"]["custom"]["facility"])
+    assert settings.backend == "kubernetes"
+    assert settings.iam.client_secret_file == "/etc/facility/iam/client-secret"
+
+
+def test_users_may_manage_dask_clusters_and_nothing_else(own_chart):
+    docs = render(own_chart, VALUES[0])
+    role = by_kind(docs, "Role")["analysis-facility-user"]
+    granted = {
+        (group, resource): set(rule["verbs"])
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    for crd in ("daskclusters", "daskworkergroups", "daskjobs", "daskautoscalers"):
+        assert {"create", "delete", "patch"} <= granted[("kubernetes.dask.org", crd)]
+    for resource in ("pods", "pods/log", "services"):
+        assert granted[("", resource)] == {"get", "list", "watch"}
+    assert not any(resource == "secrets" for _, resource in granted)
+    binding = by_kind(docs, "RoleBinding")["analysis-facility-user"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "analysis-user", "namespace": "analysis"}
+    ]
+
+
+def test_hub_may_replace_token_secrets(own_chart):
+    docs = render(own_chart, VALUES[0])
+    role = by_kind(docs, "Role")["analysis-facility-hub-tokens"]
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "update", "patch"]}
+    ]
+    binding = by_kind(docs, "RoleBinding")["analysis-facility-hub-tokens"]
+    assert binding["subjects"][0]["name"] == "hub"
+
+
+def test_dask_pods_accept_only_servers_dask_and_the_operator(own_chart):
+    policy = by_kind(render(own_chart, VALUES[0]), "NetworkPolicy")["analysis-facility-dask"]
+    selector = policy["spec"]["podSelector"]["matchExpressions"][0]
+    assert selector == {
+        "key": "dask.org/component",
+        "operator": "In",
+        "values": ["scheduler", "worker"],
+    }
+    sources = policy["spec"]["ingress"][0]["from"]
+    assert {"matchLabels": {"component": "singleuser-server"}} in [
+        s["podSelector"] for s in sources
+    ]
+    assert all(set(s) == {"podSelector"} for s in sources)  # no namespaceSelector, no ipBlock
+
+
+def test_quota_and_limits_follow_values(own_chart):
+    docs = render(own_chart, VALUES[1])
+    quota = by_kind(docs, "ResourceQuota")["analysis-facility"]
+    assert quota["spec"]["hard"]["limits.cpu"] == "1000"
+    limits = by_kind(docs, "LimitRange")["analysis-facility"]["spec"]["limits"][0]
+    assert limits["max"] == {"cpu": "16", "memory": "64Gi"}
+
+
+def test_existing_iam_secret_is_used_not_created(own_chart):
+    assert "analysis-facility-iam" in by_kind(render(own_chart, VALUES[0]), "Secret")
+    assert by_kind(render(own_chart, VALUES[1]), "Secret") == {}
