@@ -61,6 +61,9 @@ def kube_cluster_spec(environ: dict[str, str] | None = None) -> dict:
         env={"BEARER_TOKEN_FILE": env["BEARER_TOKEN_FILE"]},
         idle_timeout=int(_number("FACILITY_DASK_IDLE_TIMEOUT", 1800)),
     )
+    # The admission policy lets a user touch only clusters with their own label, and the
+    # user's NetworkPolicy lets only pods with that label reach the cluster's pods.
+    spec["metadata"]["labels"] = {"hub.jupyter.org/username": env["FACILITY_USER_LABEL"]}
     spec["metadata"]["ownerReferences"] = [
         {
             "apiVersion": "v1",
@@ -88,6 +91,7 @@ KUBE_SETTINGS = (
     "FACILITY_TOKEN_MOUNT",
     "FACILITY_POD_NAME",
     "FACILITY_POD_UID",
+    "FACILITY_USER_LABEL",
     "BEARER_TOKEN_FILE",
 )
 

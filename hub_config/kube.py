@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
-from kubespawner.slugs import safe_slug
+from kubespawner.clients import shared_client
+from kubespawner.slugs import is_valid_label, safe_slug
 from traitlets import Any, Dict, Unicode, default
 
 from hub_config.profiles import allowed_profiles, kubespawner_profile
@@ -52,11 +53,85 @@ class SecretTokenStore:
                 raise
 
 
+def user_objects(namespace: str, user: str, role: str, operator: dict[str, str]) -> list[dict]:
+    """What each user gets once, beside the server: a ServiceAccount bound to the users' Role
+    (its name tells the admission policy whose Dask clusters it may touch) and a NetworkPolicy
+    letting only that user's pods reach that user's Dask pods."""
+    labels = {"app.kubernetes.io/name": "analysis-facility", "hub.jupyter.org/username": user}
+    account = f"user-{user}"
+    dask_pods = {"key": "dask.org/component", "operator": "In", "values": ["scheduler", "worker"]}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": account, "namespace": namespace, "labels": labels},
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": account, "namespace": namespace, "labels": labels},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": f"dask-{user}", "namespace": namespace, "labels": labels},
+            "spec": {
+                "podSelector": {
+                    "matchLabels": {"hub.jupyter.org/username": user},
+                    "matchExpressions": [dask_pods],
+                },
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [
+                            {"podSelector": {"matchLabels": {"hub.jupyter.org/username": user}}}
+                        ]
+                    },
+                    {"from": [{"podSelector": {"matchLabels": operator}}]},
+                ],
+            },
+        },
+    ]
+
+
+async def _create(manifest: dict) -> None:
+    """Create one object; one that exists already is left as it is."""
+    namespace = manifest["metadata"]["namespace"]
+    create = {
+        "ServiceAccount": ("CoreV1Api", "create_namespaced_service_account"),
+        "RoleBinding": ("RbacAuthorizationV1Api", "create_namespaced_role_binding"),
+        "NetworkPolicy": ("NetworkingV1Api", "create_namespaced_network_policy"),
+    }
+    api, method = create[manifest["kind"]]
+    try:
+        await getattr(shared_client(api), method)(namespace, manifest)
+    except ApiException as err:
+        if err.status != 409:
+            raise
+
+
 class FacilityKubeSpawner(BearerTokenMixin, KubeSpawner):
     facility_profiles = Any((), config=True, help="hub_config.settings.Profile tuple.")
     default_image = Unicode(config=True, help="Image of profiles that name none.")
     token_mount = Unicode("/var/run/secrets/facility", config=True)
     facility_environment = Dict(config=True, help="Environment of every user server.")
+    user_role = Unicode("analysis-facility-user", config=True, help="Role of users' accounts.")
+    operator_labels = Dict(
+        {"app.kubernetes.io/name": "dask-kubernetes-operator"},
+        config=True,
+        help="Labels of the dask operator's pods, which must reach every Dask scheduler.",
+    )
+
+    @property
+    def user_label(self) -> str:
+        """The user's ``hub.jupyter.org/username`` label, as KubeSpawner writes it."""
+        return safe_slug(self.user.name, is_valid=is_valid_label)
+
+    @default("service_account")
+    def _service_account_default(self):
+        return f"user-{self.user_label}"
 
     @property
     def token_secret_name(self) -> str:
@@ -100,9 +175,17 @@ class FacilityKubeSpawner(BearerTokenMixin, KubeSpawner):
                 "FACILITY_TOKEN_SECRET": self.token_secret_name,
                 "FACILITY_TOKEN_MOUNT": self.token_mount,
                 "FACILITY_POD_NAME": self.pod_name,
+                "FACILITY_USER_LABEL": self.user_label,
             }
         )
         return env
+
+    async def start(self):
+        for manifest in user_objects(
+            self.namespace, self.user_label, self.user_role, self.operator_labels
+        ):
+            await _create(manifest)
+        return await super().start()
 
     @default("environment")
     def _environment_default(self):

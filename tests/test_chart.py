@@ -139,23 +139,24 @@ def test_users_may_manage_dask_clusters_and_nothing_else(own_chart):
     for resource in ("pods", "pods/log", "services"):
         assert granted[("", resource)] == {"get", "list", "watch"}
     assert not any(resource == "secrets" for _, resource in granted)
-    binding = by_kind(docs, "RoleBinding")["analysis-facility-user"]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "analysis-user", "namespace": "analysis"}
-    ]
 
 
-def test_hub_may_replace_token_secrets(own_chart):
+def test_hub_may_replace_token_secrets_and_set_up_users(own_chart):
     docs = render(own_chart, VALUES[0])
-    role = by_kind(docs, "Role")["analysis-facility-hub-tokens"]
-    assert role["rules"] == [
-        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "update", "patch"]}
-    ]
+    rules = by_kind(docs, "Role")["analysis-facility-hub-tokens"]["rules"]
+    assert {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "verbs": ["get", "update", "patch"],
+    } in rules
+    bind = next(r for r in rules if r["verbs"] == ["bind"])
+    assert bind["resourceNames"] == ["analysis-facility-user"]  # that Role only
+    assert not any("delete" in r["verbs"] or "*" in r["verbs"] for r in rules)
     binding = by_kind(docs, "RoleBinding")["analysis-facility-hub-tokens"]
     assert binding["subjects"][0]["name"] == "hub"
 
 
-def test_dask_pods_accept_only_servers_dask_and_the_operator(own_chart):
+def test_dask_pods_admit_only_the_operator_by_default(own_chart):
     policy = by_kind(render(own_chart, VALUES[0]), "NetworkPolicy")["analysis-facility-dask"]
     selector = policy["spec"]["podSelector"]["matchExpressions"][0]
     assert selector == {
@@ -163,11 +164,32 @@ def test_dask_pods_accept_only_servers_dask_and_the_operator(own_chart):
         "operator": "In",
         "values": ["scheduler", "worker"],
     }
-    sources = policy["spec"]["ingress"][0]["from"]
-    assert {"matchLabels": {"component": "singleuser-server"}} in [
-        s["podSelector"] for s in sources
+    assert policy["spec"]["ingress"] == [
+        {
+            "from": [
+                {
+                    "podSelector": {
+                        "matchLabels": {"app.kubernetes.io/name": "dask-kubernetes-operator"}
+                    }
+                }
+            ]
+        }
     ]
-    assert all(set(s) == {"podSelector"} for s in sources)  # no namespaceSelector, no ipBlock
+    egress = merged_values(VALUES[0])["jupyterhub"]["singleuser"]["networkPolicy"]["egress"]
+    assert egress[0]["to"][0]["podSelector"]["matchExpressions"][0]["key"] == "dask.org/component"
+
+
+def test_admission_policy_ties_dask_objects_to_their_owner(own_chart):
+    docs = render(own_chart, VALUES[0])
+    policy = by_kind(docs, "ValidatingAdmissionPolicy")["analysis-facility-dask-owner"]
+    rule = policy["spec"]["matchConstraints"]["resourceRules"][0]
+    assert set(rule["operations"]) == {"CREATE", "UPDATE", "DELETE"}
+    assert "daskclusters" in rule["resources"]
+    assert ":user-" in policy["spec"]["matchConditions"][0]["expression"]
+    binding = by_kind(docs, "ValidatingAdmissionPolicyBinding")["analysis-facility-dask-owner"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    selector = binding["spec"]["matchResources"]["namespaceSelector"]["matchLabels"]
+    assert selector == {"kubernetes.io/metadata.name": "analysis"}
 
 
 def test_quota_and_limits_follow_values(own_chart):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 
+import kubernetes_validate
 import pytest
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.config import kube_config as kube_config_module
@@ -15,10 +16,11 @@ from traitlets.config import Config
 
 from analysis_kernels.clusters import kube_cluster_spec
 from hub_config.configure import configure
-from hub_config.kube import FacilityKubeSpawner
+from hub_config.kube import FacilityKubeSpawner, user_objects
 from hub_config.local.facility import free_port
 from hub_config.settings import load_settings
 
+OPERATOR = {"app.kubernetes.io/name": "dask-kubernetes-operator"}
 KUBECONFIG = """apiVersion: v1
 kind: Config
 clusters: [{{name: closed, cluster: {{server: "https://127.0.0.1:{port}"}}}}]
@@ -80,6 +82,9 @@ def test_pod_has_the_profile_the_token_file_and_no_secret_in_its_spec(kube_confi
     assert env["BEARER_TOKEN_FILE"]["value"] == "/var/run/secrets/facility/bearer_token"
     assert env["FACILITY_POD_UID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.uid"
     assert env["FACILITY_DASK_CLUSTER_NAME"]["value"] == "dask-mock-name---6241db84"
+    label = pod["metadata"]["labels"]["hub.jupyter.org/username"]
+    assert env["FACILITY_USER_LABEL"]["value"] == label
+    assert pod["spec"]["serviceAccountName"] == f"user-{label}"
     assert "s3cret" not in str(pod)
 
 
@@ -109,9 +114,11 @@ def test_users_dask_cluster_mounts_the_token_and_dies_with_the_pod():
         "FACILITY_POD_NAME": "jupyter-alice",
         "FACILITY_POD_UID": "0b6a3c1e-0000-4000-8000-000000000001",
         "BEARER_TOKEN_FILE": "/var/run/secrets/facility/bearer_token",
+        "FACILITY_USER_LABEL": "alice",
     }
     spec = kube_cluster_spec(env)
     assert spec["metadata"]["name"] == "dask-alice"
+    assert spec["metadata"]["labels"] == {"hub.jupyter.org/username": "alice"}
     assert spec["metadata"]["ownerReferences"][0]["uid"] == env["FACILITY_POD_UID"]
     for role in ("scheduler", "worker"):
         pod = spec["spec"][role]["spec"]
@@ -123,3 +130,18 @@ def test_users_dask_cluster_mounts_the_token_and_dies_with_the_pod():
     assert {"name": "BEARER_TOKEN_FILE", "value": env["BEARER_TOKEN_FILE"]} in worker["env"]
     with pytest.raises(ValueError, match="FACILITY_POD_UID"):
         kube_cluster_spec({k: v for k, v in env.items() if k != "FACILITY_POD_UID"})
+
+
+def test_each_user_gets_an_account_a_binding_and_a_dask_network_policy():
+    objects = user_objects("facility", "alice", "analysis-facility-user", OPERATOR)
+    for manifest in objects:
+        kubernetes_validate.validate(manifest, "1.32", strict=True)
+    account, binding, policy = objects
+    assert account["metadata"]["name"] == "user-alice"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "user-alice", "namespace": "facility"}
+    ]
+    assert binding["roleRef"]["name"] == "analysis-facility-user"
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"hub.jupyter.org/username": "alice"}
+    sources = [rule["from"][0]["podSelector"]["matchLabels"] for rule in policy["spec"]["ingress"]]
+    assert sources == [{"hub.jupyter.org/username": "alice"}, OPERATOR]

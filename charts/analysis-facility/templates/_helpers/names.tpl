@@ -14,10 +14,6 @@ analysis-facility
 {{ include "facility.z2jhPrefix" . }}hub
 {{- end }}
 
-{{- define "facility.userServiceAccount" -}}
-{{ .Values.jupyterhub.singleuser.serviceAccountName }}
-{{- end }}
-
 {{- define "facility.iamSecret" -}}
 {{ .Values.iam.existingSecret | default "analysis-facility-iam" }}
 {{- end }}
