@@ -15,7 +15,7 @@ ANALYSES := ds stop dt
 RUN_OUT := output/run
 PYTEST_ARGS ?=
 
-.PHONY: install run analyze test test-fast lint format bench clean lock chart-schema
+.PHONY: install run analyze test test-fast lint format bench clean lock chart-schema upgrade kind-smoke
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,18 @@ lock: $(STAMP)
 	$(VENV)/bin/uv pip compile pyproject.toml --extra hub --extra lab --extra kube --extra root \
 	  --python-version 3.12 --python-platform x86_64-manylinux_2_28 --no-header \
 	  --annotation-style line -o images/requirements.lock
+
+# Install or upgrade the facility on the cluster of the current kubectl context. Helm does not
+# upgrade CRDs, so the dask operator's CRDs (from the pinned dask-kubernetes) are applied first.
+RELEASE ?= analysis-facility
+NAMESPACE ?= analysis-facility
+VALUES ?=
+upgrade: $(HELM)
+	$(VENV)/bin/kubectl apply --server-side --force-conflicts -f \
+	  "$$($(PY) -c 'import dask_kubernetes, pathlib; print(pathlib.Path(dask_kubernetes.__file__).parent / "operator/deployment/helm/dask-kubernetes-operator/crds")')"
+	$(HELM) dependency build $(CHART)
+	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(NAMESPACE) --create-namespace \
+	  --wait --timeout 10m $(if $(VALUES),--values $(VALUES))
 
 # values.schema.json from the described values.schema.yaml.
 chart-schema: $(STAMP)

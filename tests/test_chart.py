@@ -8,6 +8,8 @@ its dependencies removed; the kind smoke test installs it whole.
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +17,9 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
+import requests
 import yaml
+from distributed import Client, LocalCluster
 
 from hub_config.settings import load_settings
 
@@ -203,3 +207,50 @@ def test_quota_and_limits_follow_values(own_chart):
 def test_existing_iam_secret_is_used_not_created(own_chart):
     assert "analysis-facility-iam" in by_kind(render(own_chart, VALUES[0]), "Secret")
     assert by_kind(render(own_chart, VALUES[1]), "Secret") == {}
+
+
+def test_service_monitor_only_where_prometheus_operator_is(own_chart):
+    assert "ServiceMonitor" not in {d["kind"] for d in render(own_chart, VALUES[0])}
+    docs = render(own_chart, VALUES[0], "--api-versions", "monitoring.coreos.com/v1/ServiceMonitor")
+    monitor = by_kind(docs, "ServiceMonitor")["analysis-facility-hub"]
+    assert monitor["spec"]["endpoints"][0]["path"] == "/hub/metrics"
+    dashboard = by_kind(docs, "ConfigMap")["analysis-facility-dashboard"]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["analysis-facility.json"])["uid"] == "analysis-facility"
+
+
+def dashboard_metrics() -> set[str]:
+    dashboard = json.loads((CHART / "dashboards" / "facility.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    names = set()
+    for expr in exprs:
+        names |= set(re.findall(r"\b((?:jupyterhub|dask)_[a-z_]+)", expr))
+    return names
+
+
+def exposed(text: str) -> set[str]:
+    return set(re.findall(r"^([a-z_]+?)(?:\{| )", text, re.M))
+
+
+@pytest.mark.slow
+def test_dashboard_queries_metrics_the_hub_and_dask_really_expose(facility, hub_admin):
+    """The names in the dashboard's queries, against a running hub and a running LocalCluster."""
+    hub = requests.get(
+        f"{facility.url}/hub/metrics",
+        headers={"Authorization": f"token {hub_admin.token}"},
+        timeout=30,
+    )
+    hub.raise_for_status()
+    names = exposed(hub.text)
+    with LocalCluster(n_workers=1, processes=False, dashboard_address="127.0.0.1:0") as cluster:
+        scheduler = f"http://127.0.0.1:{cluster.scheduler.http_server.port}/metrics"
+        worker = next(iter(cluster.workers.values()))
+        cluster_client = Client(cluster)
+        cluster_client.submit(sum, [1, 2]).result()
+        cluster_client.close()
+        names |= exposed(requests.get(scheduler, timeout=30).text)
+        names |= exposed(
+            requests.get(f"http://127.0.0.1:{worker.http_server.port}/metrics", timeout=30).text
+        )
+    missing = dashboard_metrics() - names
+    assert not missing, f"the dashboard queries metrics nobody exposes: {sorted(missing)}"
