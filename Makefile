@@ -8,6 +8,7 @@ NODE_DIR := hub_config/local
 NODE_STAMP := $(NODE_DIR)/node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 HELM := $(VENV)/bin/helm
+CHECKOV := $(VENV)/checkov/bin/checkov
 CHART := charts/analysis-facility
 STATE := state
 SAMPLE := data/sample
@@ -38,7 +39,12 @@ $(CHROMIUM):
 $(HELM): charts/kube_tools.py | $(STAMP)
 	$(PY) charts/kube_tools.py $(VENV)/bin
 
-install: $(STAMP) $(NODE_STAMP) $(HELM)
+# checkov in a virtual environment of its own (its pins clash with the hub's).
+$(CHECKOV): | $(STAMP)
+	$(PY) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install --quiet checkov==3.3.30
+
+install: $(STAMP) $(NODE_STAMP) $(HELM) $(CHECKOV)
 
 # The one lock of both images (hub, and notebook/scheduler/worker); needs PyPI.
 lock: $(STAMP)
@@ -57,6 +63,11 @@ upgrade: $(HELM)
 	$(HELM) dependency build $(CHART)
 	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(NAMESPACE) --create-namespace \
 	  --wait --timeout 10m $(if $(VALUES),--values $(VALUES))
+
+# The chart on a kind cluster with Calico, images built and loaded, then tests/kind. For
+# machines (and CI) with Docker and kind; see .github/workflows/kind-smoke.yml.
+kind-smoke: install
+	charts/kind/smoke.sh
 
 # values.schema.json from the described values.schema.yaml.
 chart-schema: $(STAMP)
@@ -85,7 +96,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 # The whole suite. pytest's exit code 5 (nothing collected) fails the target like any other.
-test: lint $(NODE_STAMP) $(CHROMIUM) $(HELM)
+test: lint $(NODE_STAMP) $(CHROMIUM) $(HELM) $(CHECKOV)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 # Inner loop: everything but the multi-process and large-data tests.
