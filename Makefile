@@ -69,7 +69,7 @@ upgrade: $(HELM)
 kind-smoke: install
 	charts/kind/smoke.sh
 
-# values.schema.json from the described values.schema.yaml.
+# values.schema.json and docs/values.md from the described values.schema.yaml.
 chart-schema: $(STAMP)
 	$(PY) charts/values_schema.py
 
