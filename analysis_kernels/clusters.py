@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 
 from distributed import LocalCluster
 
@@ -39,6 +40,18 @@ def local_cluster(asynchronous: bool = False, **options) -> LocalCluster:
         "scheduler_kwargs": {"idle_timeout": _number("FACILITY_DASK_IDLE_TIMEOUT", 1800)},
     }
     return LocalCluster(asynchronous=asynchronous, **(defaults | options))
+
+
+SCHEDULER_SERVICE = re.compile(
+    r"^dask-[a-z0-9-]+-scheduler(\.[a-z0-9-]+)?(\.svc(\.cluster\.local)?)?$"
+)
+
+
+def dashboard_host_allowed(_handler, host: str) -> bool:
+    """jupyter-server-proxy's host allowlist in the analysis image: the server may proxy the
+    dashboards of users' Dask schedulers (Services named dask-<user>-scheduler), and nothing
+    else beyond localhost. Who may reach which scheduler is the network policies' business."""
+    return host in ("localhost", "127.0.0.1") or bool(SCHEDULER_SERVICE.match(host))
 
 
 def kube_cluster_spec(environ: dict[str, str] | None = None) -> dict:

@@ -49,10 +49,14 @@ def _dask_environment(settings: FacilitySettings) -> dict[str, str]:
     return {
         "FACILITY_CLUSTER_BACKEND": settings.backend,
         "FACILITY_DASK_IDLE_TIMEOUT": str(settings.dask.idle_timeout),
-        "FACILITY_DASK_MAX_WORKERS": str(settings.dask.max_workers),
         "DASK_LABEXTENSION__FACTORY__MODULE": "analysis_kernels.clusters",
         "DASK_LABEXTENSION__FACTORY__CLASS": "facility_cluster",
-        "DASK_DISTRIBUTED__DASHBOARD__LINK": "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status",
+        # Through the server's jupyter-server-proxy: a local port, or the scheduler's Service.
+        "DASK_DISTRIBUTED__DASHBOARD__LINK": (
+            "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status"
+            if settings.backend == "local"
+            else "{JUPYTERHUB_SERVICE_PREFIX}proxy/{host}:{port}/status"
+        ),
     }
 
 

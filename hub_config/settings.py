@@ -85,7 +85,6 @@ class DaskSettings:
     """Defaults of the Dask clusters users create from JupyterLab or ``facility_cluster()``."""
 
     idle_timeout: float = 1800.0
-    max_workers: int = 0
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.config import kube_config as kube_config_module
 from traitlets.config import Config
 
-from analysis_kernels.clusters import kube_cluster_spec
+from analysis_kernels.clusters import dashboard_host_allowed, kube_cluster_spec
 from hub_config.configure import configure
 from hub_config.kube import FacilityKubeSpawner, user_objects
 from hub_config.local.facility import free_port
@@ -145,3 +145,23 @@ def test_each_user_gets_an_account_a_binding_and_a_dask_network_policy():
     assert policy["spec"]["podSelector"]["matchLabels"] == {"hub.jupyter.org/username": "alice"}
     sources = [rule["from"][0]["podSelector"]["matchLabels"] for rule in policy["spec"]["ingress"]]
     assert sources == [{"hub.jupyter.org/username": "alice"}, OPERATOR]
+
+
+def test_dashboards_of_users_schedulers_and_nothing_else_go_through_the_proxy(kube_config):
+    link = kube_config.FacilityKubeSpawner.facility_environment["DASK_DISTRIBUTED__DASHBOARD__LINK"]
+    assert link == "{JUPYTERHUB_SERVICE_PREFIX}proxy/{host}:{port}/status"
+    for host in (
+        "dask-alice-scheduler",
+        "dask-alice-scheduler.facility",
+        "localhost",
+        "dask-mario-rossi-infn-it---1729ec91-scheduler.facility.svc.cluster.local",
+    ):
+        assert dashboard_host_allowed(None, host), host
+    for host in (
+        "hub",
+        "proxy-public.facility",
+        "kubernetes.default.svc",
+        "169.254.169.254",
+        "dask-alice-scheduler.evil.example.org",
+    ):
+        assert not dashboard_host_allowed(None, host), host
