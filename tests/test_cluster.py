@@ -5,6 +5,7 @@ and the tenant-isolation rules asked of the API server itself."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import dask_kubernetes
 import pytest
 import yaml
 
+from analysis_kernels.clusters import kube_cluster_spec
 from charts.cluster.controlplane import ControlPlane
 from hub_config.kube import user_objects
 
@@ -32,7 +34,7 @@ OPERATOR = {"app.kubernetes.io/name": "dask-kubernetes-operator"}
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    plane = ControlPlane(tmp_path_factory.mktemp("cluster")).start()
+    plane = ControlPlane(tmp_path_factory.mktemp("cluster"), nodes=3).start()
     yield plane
     plane.stop()
 
@@ -281,3 +283,132 @@ def test_containers_beyond_the_limits_are_refused(cluster, installed):
     result = kubectl(cluster, "create", "-n", NAMESPACE, "-f", "-", stdin=json.dumps(pod))
     assert result.returncode != 0
     assert "maximum cpu usage per Container is 16" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def operator(cluster, installed):
+    """The real dask operator controller (kopf), against this API server."""
+    log = open(cluster.logs / "dask-operator.log", "ab")  # noqa: SIM115 - the process owns it
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kopf",
+            "run",
+            "--standalone",
+            "--namespace",
+            NAMESPACE,
+            "-m",
+            "dask_kubernetes.operator.controller",
+        ],
+        env=os.environ | {"KUBECONFIG": str(cluster.kubeconfig)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    yield process
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def wait_for(check, what: str, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} within {timeout:.0f} s"
+        time.sleep(1)
+
+
+def pods(cluster, selector: str) -> list[dict]:
+    listed = kubectl(cluster, "get", "pods", "-n", NAMESPACE, "-l", selector, "-o", "json")
+    return json.loads(listed.stdout)["items"] if listed.returncode == 0 else []
+
+
+def running(items: list[dict], count: int) -> list[dict] | None:
+    live = [p for p in items if p["status"].get("phase") == "Running"]
+    return live if len(live) == count else None
+
+
+def test_operator_makes_the_users_cluster_scales_it_and_removes_it_with_the_server(
+    cluster, users, operator
+):
+    server = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "jupyter-alice",
+            "labels": {"hub.jupyter.org/username": "alice", "component": "singleuser-server"},
+        },
+        "spec": {"containers": [{"name": "notebook", "image": "analysis:1"}]},
+    }
+    created = kubectl(cluster, "create", "-n", NAMESPACE, "-f", "-", stdin=json.dumps(server))
+    assert created.returncode == 0, created.stderr
+    uid = json.loads(
+        kubectl(cluster, "get", "pod", "jupyter-alice", "-n", NAMESPACE, "-o", "json").stdout
+    )["metadata"]["uid"]
+    environment = {
+        "FACILITY_DASK_CLUSTER_NAME": "dask-alice",
+        "FACILITY_DASK_IMAGE": "analysis:1",
+        "FACILITY_DASK_NAMESPACE": NAMESPACE,
+        "FACILITY_TOKEN_SECRET": "jupyter-alice-iam-token",
+        "FACILITY_TOKEN_MOUNT": "/var/run/secrets/facility",
+        "FACILITY_POD_NAME": "jupyter-alice",
+        "FACILITY_POD_UID": uid,
+        "FACILITY_USER_LABEL": "alice",
+        "BEARER_TOKEN_FILE": "/var/run/secrets/facility/bearer_token",
+    }
+    spec = kube_cluster_spec(environment)
+    spec["spec"]["worker"]["replicas"] = 2
+    made = kubectl(
+        cluster, "create", "-n", NAMESPACE, "-f", "-", stdin=json.dumps(spec), user=users["alice"]
+    )
+    assert made.returncode == 0, made.stderr
+
+    selector = "dask.org/cluster-name=dask-alice"
+    workers = wait_for(
+        lambda: running(pods(cluster, selector + ",dask.org/component=worker"), 2),
+        "two running worker pods",
+    )
+    scheduler = wait_for(
+        lambda: running(pods(cluster, selector + ",dask.org/component=scheduler"), 1),
+        "a running scheduler pod",
+    )
+    for pod in workers + scheduler:
+        assert pod["metadata"]["labels"]["hub.jupyter.org/username"] == "alice"
+        container = pod["spec"]["containers"][0]
+        assert container["image"] == "analysis:1"
+        assert {
+            "name": "iam-token",
+            "mountPath": "/var/run/secrets/facility",
+            "readOnly": True,
+        } in container["volumeMounts"]
+    service = kubectl(cluster, "get", "service", "dask-alice-scheduler", "-n", NAMESPACE)
+    assert service.returncode == 0, service.stderr
+
+    scaled = kubectl(
+        cluster,
+        "patch",
+        "daskworkergroup",
+        "dask-alice-default",
+        "-n",
+        NAMESPACE,
+        "--type=merge",
+        "-p",
+        '{"spec": {"worker": {"replicas": 3}}}',
+        user=users["alice"],
+    )
+    assert scaled.returncode == 0, scaled.stderr
+    wait_for(
+        lambda: running(pods(cluster, selector + ",dask.org/component=worker"), 3), "three workers"
+    )
+
+    gone = kubectl(cluster, "delete", "pod", "jupyter-alice", "-n", NAMESPACE, "--wait=false")
+    assert gone.returncode == 0, gone.stderr
+    wait_for(
+        lambda: (
+            kubectl(cluster, "get", "daskcluster", "dask-alice", "-n", NAMESPACE).returncode != 0
+        ),
+        "the cluster deleted with its owner's server",
+    )
+    wait_for(lambda: not pods(cluster, selector), "the cluster's pods deleted")

@@ -2,8 +2,8 @@
 
 etcd, kube-apiserver (RBAC, service-account tokens, admission plugins with ResourceQuota and
 ValidatingAdmissionPolicy), kube-controller-manager and kube-scheduler, each on free ports,
-with certificates made on the spot and an admin kubeconfig. There are no kubelets: pods are
-scheduled but not run, unless kwok simulates nodes (issue 6 continues there).
+with certificates made on the spot and an admin kubeconfig. There are no kubelets: with
+``nodes``, kwok simulates that many nodes and marks the pods bound to them running.
 
 ``python charts/cluster/controlplane.py`` (``make cluster``) starts one and prints the
 kubeconfig path; the binaries come from ``make cluster-binaries``.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import signal
 import socket
 import ssl
@@ -82,6 +83,7 @@ class ControlPlane:
 
     root: Path
     binaries: Path = BINARIES
+    nodes: int = 0
     processes: list[subprocess.Popen] = field(default_factory=list, init=False)
 
     def __post_init__(self):
@@ -242,7 +244,41 @@ current-context: facility-test
                 "--leader-elect=false",
             ],
         )
+        if self.nodes:
+            self._start_kwok()
         return self
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        kubectl = Path(sys.executable).parent / "kubectl"
+        command = [str(kubectl), "--kubeconfig", str(self.kubeconfig), *args]
+        return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120)
+
+    def _start_kwok(self) -> None:
+        """kwok plays the kubelets of ``nodes`` simulated nodes: pods bound to them run."""
+        self._spawn(
+            "kwok",
+            [
+                self._binary("kwok"),
+                f"--kubeconfig={self.kubeconfig}",
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                "--cidr=10.240.0.0/16",
+                "--node-ip=10.239.0.1",
+                f"--server-address=127.0.0.1:{free_port()}",
+            ],
+        )
+        nodes = [_fake_node(f"kwok-node-{i}") for i in range(self.nodes)]
+        created = self.kubectl(
+            "apply",
+            "-f",
+            "-",
+            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes}),
+        )
+        if created.returncode != 0:
+            raise RuntimeError(f"simulated nodes: {created.stderr}")
+        ready = self.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=120s")
+        if ready.returncode != 0:
+            raise RuntimeError(f"simulated nodes not ready: {ready.stderr}")
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -262,9 +298,23 @@ current-context: facility-test
         self.stop()
 
 
+def _fake_node(name: str) -> dict:
+    capacity = {"cpu": "32", "memory": "128Gi", "pods": "110"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {"type": "kwok", "kubernetes.io/hostname": name},
+        },
+        "status": {"allocatable": capacity, "capacity": capacity},
+    }
+
+
 def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="facility-cluster-"))
-    plane = ControlPlane(root)
+    plane = ControlPlane(root, nodes=3)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with plane:
         print(f"KUBECONFIG={plane.kubeconfig}  (logs in {plane.logs}; Ctrl-C stops it)")
