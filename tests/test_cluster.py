@@ -403,7 +403,17 @@ def test_operator_makes_the_users_cluster_scales_it_and_removes_it_with_the_serv
         lambda: running(pods(cluster, selector + ",dask.org/component=worker"), 3), "three workers"
     )
 
-    gone = kubectl(cluster, "delete", "pod", "jupyter-alice", "-n", NAMESPACE, "--wait=false")
+    gone = kubectl(
+        cluster,
+        "delete",
+        "pod",
+        "jupyter-alice",
+        "-n",
+        NAMESPACE,
+        "--wait=false",
+        "--grace-period=0",
+        "--force",
+    )
     assert gone.returncode == 0, gone.stderr
     wait_for(
         lambda: (
