@@ -46,6 +46,12 @@ def kubectl(cluster, *args, stdin: str | None = None, user: str | None = None):
     return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120)
 
 
+def create(cluster, manifest: dict | str, user: str | None = None):
+    """``kubectl create`` of one manifest (or a List) in the test namespace."""
+    text = manifest if isinstance(manifest, str) else json.dumps(manifest)
+    return kubectl(cluster, "create", "-n", NAMESPACE, "-f", "-", stdin=text, user=user)
+
+
 def helm(cluster, *args):
     command = [str(BIN / "helm"), "--kubeconfig", str(cluster.kubeconfig), *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
@@ -76,9 +82,17 @@ def installed(cluster, tmp_path_factory):
     assert ready.returncode == 0, ready.stderr
     chart = tmp_path_factory.mktemp("chart") / CHART.name
     shutil.copytree(CHART, chart)
+    # The dask operator subchart, as the dask-kubernetes package ships it; z2jh's chart
+    # repository is out of reach here.
     meta = yaml.safe_load((chart / "Chart.yaml").read_text())
-    meta.pop("dependencies")
+    pins = {d["name"]: d for d in meta["dependencies"]}
+    meta["dependencies"] = [pins["dask-kubernetes-operator"]]
     (chart / "Chart.yaml").write_text(yaml.safe_dump(meta))
+    operator = chart / "charts" / "dask-kubernetes-operator"
+    shutil.copytree(CRDS.parent, operator)
+    operator_meta = yaml.safe_load((operator / "Chart.yaml").read_text())
+    operator_meta["version"] = pins["dask-kubernetes-operator"]["version"]
+    (operator / "Chart.yaml").write_text(yaml.safe_dump(operator_meta))
     install = helm(
         cluster,
         "install",
@@ -93,6 +107,34 @@ def installed(cluster, tmp_path_factory):
     )
     assert install.returncode == 0, install.stderr
     return chart
+
+
+def test_every_rendered_object_passes_strict_server_side_validation(cluster, installed):
+    rendered = helm(
+        cluster,
+        "template",
+        "--skip-tests",  # helm test objects exist only while a test runs
+        "facility",
+        str(installed),
+        "-n",
+        NAMESPACE,
+        "-f",
+        str(installed / "ci" / "production-values.yaml"),
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    checked = kubectl(
+        cluster,
+        "apply",
+        "--dry-run=server",
+        "--validate=strict",
+        "-n",
+        NAMESPACE,
+        "-f",
+        "-",
+        stdin=rendered.stdout,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "dask-kubernetes-operator" in checked.stdout  # the subchart's objects too
 
 
 def test_install_and_upgrade_are_accepted_by_the_api_server(cluster, installed):
@@ -125,14 +167,8 @@ def users(cluster, installed):
     """alice and bob set up by the hub's own account, as FacilityKubeSpawner does at spawn."""
     for name in ("alice", "bob"):
         manifests = user_objects(NAMESPACE, name, "analysis-facility-user", OPERATOR)
-        created = kubectl(
-            cluster,
-            "create",
-            "-f",
-            "-",
-            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests}),
-            user=account("hub"),
-        )
+        listed = {"apiVersion": "v1", "kind": "List", "items": manifests}
+        created = create(cluster, listed, user=account("hub"))
         assert created.returncode == 0, created.stderr
     return {"alice": account("user-alice"), "bob": account("user-bob")}
 
@@ -194,42 +230,15 @@ def dask_cluster(name: str, owner: str) -> str:
 
 def test_a_user_touches_only_their_own_dask_clusters(cluster, users):
     alice, bob = users["alice"], users["bob"]
-    own = kubectl(
-        cluster,
-        "create",
-        "-n",
-        NAMESPACE,
-        "-f",
-        "-",
-        stdin=dask_cluster("dask-alice", "alice"),
-        user=alice,
-    )
+    own = create(cluster, dask_cluster("dask-alice", "alice"), user=alice)
     assert own.returncode == 0, own.stderr
-    disguised = kubectl(
-        cluster,
-        "create",
-        "-n",
-        NAMESPACE,
-        "-f",
-        "-",
-        stdin=dask_cluster("dask-fake", "bob"),
-        user=alice,
-    )
+    disguised = create(cluster, dask_cluster("dask-fake", "bob"), user=alice)
     assert disguised.returncode != 0
     assert (
         "may only create, change or delete Dask objects labelled hub.jupyter.org/username=alice"
         in disguised.stderr
     )
-    theirs = kubectl(
-        cluster,
-        "create",
-        "-n",
-        NAMESPACE,
-        "-f",
-        "-",
-        stdin=dask_cluster("dask-bob", "bob"),
-        user=bob,
-    )
+    theirs = create(cluster, dask_cluster("dask-bob", "bob"), user=bob)
     assert theirs.returncode == 0, theirs.stderr
     for attempt in (
         ["delete", "daskcluster", "dask-bob"],
@@ -280,7 +289,7 @@ def test_containers_beyond_the_limits_are_refused(cluster, installed):
             ]
         },
     }
-    result = kubectl(cluster, "create", "-n", NAMESPACE, "-f", "-", stdin=json.dumps(pod))
+    result = create(cluster, pod)
     assert result.returncode != 0
     assert "maximum cpu usage per Container is 16" in result.stderr
 
@@ -342,7 +351,7 @@ def test_operator_makes_the_users_cluster_scales_it_and_removes_it_with_the_serv
         },
         "spec": {"containers": [{"name": "notebook", "image": "analysis:1"}]},
     }
-    created = kubectl(cluster, "create", "-n", NAMESPACE, "-f", "-", stdin=json.dumps(server))
+    created = create(cluster, server)
     assert created.returncode == 0, created.stderr
     uid = json.loads(
         kubectl(cluster, "get", "pod", "jupyter-alice", "-n", NAMESPACE, "-o", "json").stdout
@@ -360,9 +369,7 @@ def test_operator_makes_the_users_cluster_scales_it_and_removes_it_with_the_serv
     }
     spec = kube_cluster_spec(environment)
     spec["spec"]["worker"]["replicas"] = 2
-    made = kubectl(
-        cluster, "create", "-n", NAMESPACE, "-f", "-", stdin=json.dumps(spec), user=users["alice"]
-    )
+    made = create(cluster, spec, user=users["alice"])
     assert made.returncode == 0, made.stderr
 
     selector = "dask.org/cluster-name=dask-alice"
