@@ -202,10 +202,11 @@ class IAMAuthenticator(GenericOAuthenticator):
                 model = await self._token_to_auth_model(token_info)
             else:
                 claims = auth_state.get(self.user_auth_state_key) or {}
+                state = self.build_auth_state_dict(token_info, claims)
                 model = {
                     "name": user.name,
-                    "auth_state": self.build_auth_state_dict(token_info, claims),
-                    "groups": sorted(groups_from_claims(claims, self.groups_claim)),
+                    "auth_state": state,
+                    "groups": sorted(await self.get_user_groups(state)),
                 }
             if self.manage_groups and not (
                 set(model.get("groups", ())) & (self.allowed_groups | self.admin_groups)

@@ -61,14 +61,14 @@ class BearerTokenMixin(HasTraits):
         store = self.token_store()
         if refreshed is False or not state or not state.get("access_token"):
             await store.withdraw()
-            await self._log_user_out()
+            await self._log_user_out(state)
             return False
         await store.publish(state["access_token"])
         return True
 
-    async def _log_user_out(self) -> None:
+    async def _log_user_out(self, state: dict | None) -> None:
         """Clear the auth state so every later hub request needs a new IAM login."""
-        if await self.user.get_auth_state() is not None:
+        if state is not None:
             self.log.warning("IAM refused to refresh %s's token: logging them out", self.user.name)
             await self.user.save_auth_state(None)
         self.user._auth_refreshed = None
