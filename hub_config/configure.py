@@ -3,7 +3,8 @@
 ``configure(c, settings)`` is the one entry point: the local facility's
 ``jupyterhub_config.py`` and the Helm chart's ``jupyterhub_config.d`` file both call it. The
 backend setting picks the spawner (a local process, or KubeSpawner) and the Dask cluster the
-user's server makes (``analysis_kernels.clusters``); everything else (login, groups, tokens, profiles, culling) is shared.
+user's server makes (``analysis_kernels.clusters``); everything else (login, groups, tokens,
+profiles, culling) is shared.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def _local_spawner(c, settings: FacilitySettings) -> None:
 def _kube_spawner(c, settings: FacilitySettings) -> None:
     kube = settings.kubernetes
     c.JupyterHub.spawner_class = "hub_config.kube.FacilityKubeSpawner"
-    c.FacilityKubeSpawner.facility_profiles = settings.profiles
+    c.FacilityKubeSpawner.profiles = settings.profiles
     c.FacilityKubeSpawner.default_image = kube.default_image
     c.FacilityKubeSpawner.token_mount = kube.token_mount
     c.FacilityKubeSpawner.token_check_interval = settings.tokens.check_interval

@@ -12,10 +12,10 @@ from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from kubespawner.clients import shared_client
 from kubespawner.slugs import is_valid_label, safe_slug
-from traitlets import Any, Dict, Unicode, default
+from traitlets import Dict, Unicode, default
 
-from hub_config.profiles import allowed_profiles, kubespawner_profile
-from hub_config.tokens import BearerTokenMixin
+from hub_config.facility_spawner import FacilitySpawnerMixin
+from hub_config.profiles import kubespawner_profile
 
 TOKEN_KEY = "bearer_token"
 TOKEN_VOLUME = "iam-token"
@@ -112,11 +112,9 @@ async def _create(manifest: dict) -> None:
             raise
 
 
-class FacilityKubeSpawner(BearerTokenMixin, KubeSpawner):
-    facility_profiles = Any((), config=True, help="hub_config.settings.Profile tuple.")
+class FacilityKubeSpawner(FacilitySpawnerMixin, KubeSpawner):
     default_image = Unicode(config=True, help="Image of profiles that name none.")
     token_mount = Unicode("/var/run/secrets/facility", config=True)
-    facility_environment = Dict(config=True, help="Environment of every user server.")
     user_role = Unicode("analysis-facility-user", config=True, help="Role of users' accounts.")
     operator_labels = Dict(
         {"app.kubernetes.io/name": "dask-kubernetes-operator"},
@@ -147,12 +145,9 @@ class FacilityKubeSpawner(BearerTokenMixin, KubeSpawner):
 
     @default("profile_list")
     def _profile_list_default(self):
-        def profiles(spawner):
-            groups = {g.name for g in spawner.user.groups}
-            allowed = allowed_profiles(spawner.facility_profiles, groups)
-            return [kubespawner_profile(p, spawner.default_image) for p in allowed]
-
-        return profiles
+        return lambda spawner: [
+            kubespawner_profile(p, spawner.default_image) for p in spawner.user_profiles()
+        ]
 
     @default("volumes")
     def _volumes_default(self):
@@ -165,11 +160,8 @@ class FacilityKubeSpawner(BearerTokenMixin, KubeSpawner):
 
     def get_env(self):
         env = super().get_env()
-        env.update(self.facility_environment)
-        env.update(self.token_environment())
         env.update(
             {
-                "FACILITY_DASK_CLUSTER_NAME": f"dask-{safe_slug(self.user.name)}",
                 "FACILITY_DASK_NAMESPACE": self.namespace,
                 "FACILITY_DASK_IMAGE": self.image,
                 "FACILITY_TOKEN_SECRET": self.token_secret_name,

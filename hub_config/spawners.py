@@ -17,17 +17,16 @@ from pathlib import Path
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from kubespawner.slugs import safe_slug
 from tornado import web
-from traitlets import Any, Dict, Unicode, default
+from traitlets import Unicode, default
 
-from hub_config.profiles import allowed_profiles, choose_profile, options_form
-from hub_config.tokens import BearerTokenMixin, TokenFile
+from hub_config.facility_spawner import FacilitySpawnerMixin
+from hub_config.profiles import choose_profile, options_form
+from hub_config.tokens import TokenFile
 
 
-class LocalFacilitySpawner(BearerTokenMixin, SimpleLocalProcessSpawner):
-    profiles = Any((), config=True, help="The facility's profiles (hub_config.settings.Profile).")
+class LocalFacilitySpawner(FacilitySpawnerMixin, SimpleLocalProcessSpawner):
     users_dir = Unicode(config=True, help="Directory holding one home per user.")
     notebooks_dir = Unicode(config=True, help="Example notebooks copied into new homes.")
-    facility_environment = Dict(config=True, help="Environment of every user server.")
 
     @default("home_dir")
     def _home_dir_default(self):
@@ -53,12 +52,9 @@ class LocalFacilitySpawner(BearerTokenMixin, SimpleLocalProcessSpawner):
     def token_store(self) -> TokenFile:
         return TokenFile(self.token_path)
 
-    def _user_profiles(self):
-        return allowed_profiles(self.profiles, {g.name for g in self.user.groups})
-
     @default("options_form")
     def _options_form_default(self):
-        return lambda spawner: options_form(spawner._user_profiles())
+        return lambda spawner: options_form(spawner.user_profiles())
 
     @default("options_from_form")
     def _options_from_form_default(self):
@@ -71,7 +67,7 @@ class LocalFacilitySpawner(BearerTokenMixin, SimpleLocalProcessSpawner):
     def apply_profile(self, slug: str | None) -> None:
         """Take on the chosen profile's limits; a forbidden choice is refused with its reason."""
         try:
-            profile = choose_profile(self._user_profiles(), slug)
+            profile = choose_profile(self.user_profiles(), slug)
         except PermissionError as err:
             raise web.HTTPError(403, str(err)) from err
         self.cpu_limit = float(profile.cpu)
@@ -84,13 +80,6 @@ class LocalFacilitySpawner(BearerTokenMixin, SimpleLocalProcessSpawner):
         examples = home / "examples"
         if self.notebooks_dir and not examples.exists():
             shutil.copytree(self.notebooks_dir, examples)
-
-    def get_env(self):
-        env = super().get_env()
-        env.update(self.facility_environment)
-        env.update(self.token_environment())
-        env["FACILITY_DASK_CLUSTER_NAME"] = f"dask-{safe_slug(self.user.name)}"
-        return env
 
     async def start(self):
         self._seed_home()

@@ -1,0 +1,27 @@
+"""What the local and the Kubernetes spawner share: the profiles open to the user's IAM
+groups, the environment every user server gets, and the token kept fresh as a file."""
+
+from __future__ import annotations
+
+from kubespawner.slugs import safe_slug
+from traitlets import Any, Dict
+
+from hub_config.profiles import allowed_profiles
+from hub_config.settings import Profile
+from hub_config.tokens import BearerTokenMixin
+
+
+class FacilitySpawnerMixin(BearerTokenMixin):
+    profiles = Any((), config=True, help="The facility's profiles (hub_config.settings.Profile).")
+    facility_environment = Dict(config=True, help="Environment of every user server.")
+
+    def user_profiles(self) -> list[Profile]:
+        """The profiles this spawner's user may pick."""
+        return allowed_profiles(self.profiles, {g.name for g in self.user.groups})
+
+    def get_env(self):
+        env = super().get_env()
+        env.update(self.facility_environment)
+        env.update(self.token_environment())
+        env["FACILITY_DASK_CLUSTER_NAME"] = f"dask-{safe_slug(self.user.name)}"
+        return env
