@@ -16,8 +16,9 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric import rsa
 from tornado import web
 
+from analysis_kernels.executor.processes import free_port
 from hub_config.iam import IAMAuthenticator, groups_from_claims
-from hub_config.local.facility import CLIENT_ID, free_port
+from hub_config.local.facility import CLIENT_ID
 from hub_config.profiles import allowed_profiles, choose_profile
 from hub_config.settings import FacilityConfigError, load_settings
 

@@ -15,9 +15,9 @@ from kubernetes_asyncio.config import kube_config as kube_config_module
 from traitlets.config import Config
 
 from analysis_kernels.clusters import dashboard_host_allowed, kube_cluster_spec
+from analysis_kernels.executor.processes import free_port
 from hub_config.configure import configure
 from hub_config.kube import FacilityKubeSpawner, user_objects
-from hub_config.local.facility import free_port
 from hub_config.settings import load_settings
 
 OPERATOR = {"app.kubernetes.io/name": "dask-kubernetes-operator"}

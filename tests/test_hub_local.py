@@ -11,8 +11,8 @@ import sys
 import pytest
 import requests
 
+from analysis_kernels.executor.processes import free_port
 from hub_config.local.client import HubUser
-from hub_config.local.facility import free_port
 
 pytestmark = pytest.mark.slow
 

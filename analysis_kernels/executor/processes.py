@@ -1,7 +1,10 @@
-"""A Dask scheduler and workers as separate local processes, as on a real cluster.
+"""Local server processes: free ports, orderly shutdown, and a Dask scheduler and workers as
+separate processes, as on a real cluster.
 
-What ``dask scheduler`` and ``dask worker`` do by hand, on 127.0.0.1 and a free port: for
-the distributed runs of the benchmarks and the tests (worker processes can be killed).
+``DaskProcesses`` does what ``dask scheduler`` and ``dask worker`` do by hand, on 127.0.0.1
+and a free port: for the distributed runs of the benchmarks and the tests (worker processes
+can be killed). The local facility and the test control plane start their servers with the
+same helpers.
 """
 
 from __future__ import annotations
@@ -14,10 +17,29 @@ import time
 from distributed import Client
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(preferred: int = 0) -> int:
+    """``preferred`` when it is free on 127.0.0.1, else any free port."""
+    for port in (preferred, 0) if preferred else (0,):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise RuntimeError("no free port on 127.0.0.1")
+
+
+def stop_in_reverse(processes: list[subprocess.Popen], timeout: float) -> None:
+    """SIGTERM each process, last started first, killing any that outlive ``timeout``."""
+    for process in reversed(processes):
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    processes.clear()
 
 
 class DaskProcesses:

@@ -15,7 +15,6 @@ import contextlib
 import datetime
 import json
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -31,14 +30,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from analysis_kernels.executor.processes import free_port, stop_in_reverse
+
 HERE = Path(__file__).resolve().parent
 BINARIES = HERE.parents[1] / ".venv" / "k8s"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _key() -> rsa.RSAPrivateKey:
@@ -281,15 +276,7 @@ current-context: facility-test
             raise RuntimeError(f"simulated nodes not ready: {ready.stderr}")
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-        self.processes.clear()
+        stop_in_reverse(self.processes, timeout=20)
 
     def __enter__(self) -> ControlPlane:
         return self.start()

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,22 +19,12 @@ from pathlib import Path
 
 import yaml
 
+from analysis_kernels.executor.processes import free_port, stop_in_reverse
+
 HERE = Path(__file__).resolve().parent
 NODE_BIN = HERE / "node_modules" / ".bin"
 DEFAULT_USERS = HERE / "users.yaml"
 CLIENT_ID = "facility-hub"
-
-
-def free_port(preferred: int = 0) -> int:
-    """``preferred`` when it is free on 127.0.0.1, else any free port."""
-    for port in (preferred, 0) if preferred else (0,):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return sock.getsockname()[1]
-    raise RuntimeError("no free port on 127.0.0.1")
 
 
 def _secret_file(path: Path, make) -> str:
@@ -190,15 +178,7 @@ class LocalFacility:
 
     def stop(self) -> None:
         """Stop the hub first (it stops the users' servers and the proxy), then the IAM."""
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-        self.processes.clear()
+        stop_in_reverse(self.processes, timeout=30)
 
     def __enter__(self) -> LocalFacility:
         return self.start()
