@@ -81,7 +81,7 @@ NAMESPACE ?= analysis-facility
 VALUES ?=
 upgrade: $(HELM)
 	$(VENV)/bin/kubectl apply --server-side --force-conflicts -f \
-	  "$$($(PY) -c 'import dask_kubernetes, pathlib; print(pathlib.Path(dask_kubernetes.__file__).parent / "operator/deployment/helm/dask-kubernetes-operator/crds")')"
+	  "$$($(PY) -c 'from charts.offline_chart import OPERATOR_CHART; print(OPERATOR_CHART / "crds")')"
 	$(HELM) dependency build $(CHART)
 	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(NAMESPACE) --create-namespace \
 	  --wait --timeout 10m $(if $(VALUES),--values $(VALUES))

@@ -22,10 +22,10 @@ import requests
 import yaml
 from distributed import Client, LocalCluster
 
+from charts.offline_chart import CHART, OPERATOR, copy_chart, pinned
 from hub_config.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
-CHART = ROOT / "charts" / "analysis-facility"
 HELM = Path(sys.executable).parent / "helm"
 KUBERNETES = "1.32"
 VALUES = ["minimal-values.yaml", "production-values.yaml"]
@@ -35,12 +35,7 @@ VALUES = ["minimal-values.yaml", "production-values.yaml"]
 def own_chart(tmp_path_factory) -> Path:
     """The chart without its dependencies (its own templates only)."""
     assert HELM.exists(), f"helm is missing at {HELM}: run make install"
-    copy = tmp_path_factory.mktemp("chart") / CHART.name
-    shutil.copytree(CHART, copy)
-    meta = yaml.safe_load((copy / "Chart.yaml").read_text())
-    meta.pop("dependencies")
-    (copy / "Chart.yaml").write_text(yaml.safe_dump(meta))
-    return copy
+    return copy_chart(tmp_path_factory.mktemp("chart"))
 
 
 def helm(*args: str) -> subprocess.CompletedProcess:
@@ -332,22 +327,7 @@ def test_umbrella_renders_with_its_upstream_subcharts(tmp_path):
     """The dask operator chart comes from the pinned dask-kubernetes package; z2jh's chart
     from its repository when that is reachable (it is not from the CI machines, and the test
     says so in a warning instead of pretending)."""
-    import dask_kubernetes
-
-    chart = tmp_path / CHART.name
-    shutil.copytree(CHART, chart)
-    meta = yaml.safe_load((chart / "Chart.yaml").read_text())
-    pins = {d["name"]: d for d in meta["dependencies"]}
-    operator = chart / "charts" / "dask-kubernetes-operator"
-    shutil.copytree(
-        Path(dask_kubernetes.__file__).parent / "operator/deployment/helm/dask-kubernetes-operator",
-        operator,
-    )
-    operator_meta = yaml.safe_load((operator / "Chart.yaml").read_text())
-    operator_meta["version"] = pins["dask-kubernetes-operator"]["version"]
-    (operator / "Chart.yaml").write_text(yaml.safe_dump(operator_meta))
-
-    jupyterhub = pins["jupyterhub"]
+    jupyterhub = pinned()["jupyterhub"]
     fetched = helm(
         "pull",
         "jupyterhub",
@@ -357,11 +337,13 @@ def test_umbrella_renders_with_its_upstream_subcharts(tmp_path):
         jupyterhub["version"],
         "--untar",
         "-d",
-        str(chart / "charts"),
+        str(tmp_path / "pulled"),
     )
-    if fetched.returncode != 0:
-        meta["dependencies"] = [pins["dask-kubernetes-operator"]]
-        (chart / "Chart.yaml").write_text(yaml.safe_dump(meta))
+    if fetched.returncode == 0:
+        chart = copy_chart(tmp_path, keep=(OPERATOR, "jupyterhub"))
+        shutil.copytree(tmp_path / "pulled" / "jupyterhub", chart / "charts" / "jupyterhub")
+    else:
+        chart = copy_chart(tmp_path, keep=(OPERATOR,))
         warnings.warn(
             f"z2jh's chart repository {jupyterhub['repository']} is unreachable "
             f"({fetched.stderr.strip()[:120]}); rendered with the dask operator subchart only",

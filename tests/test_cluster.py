@@ -6,30 +6,24 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import dask_kubernetes
 import pytest
-import yaml
 
 from analysis_kernels.clusters import kube_cluster_spec
 from charts.cluster.controlplane import ControlPlane
+from charts.offline_chart import OPERATOR, OPERATOR_CHART, copy_chart
 from hub_config.kube import user_objects
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
-CHART = ROOT / "charts" / "analysis-facility"
 BIN = Path(sys.executable).parent
-CRDS = (
-    Path(dask_kubernetes.__file__).parent / "operator/deployment/helm/dask-kubernetes-operator/crds"
-)
+CRDS = OPERATOR_CHART / "crds"
 NAMESPACE = "analysis"
-OPERATOR = {"app.kubernetes.io/name": "dask-kubernetes-operator"}
+OPERATOR_LABELS = {"app.kubernetes.io/name": "dask-kubernetes-operator"}
 
 
 @pytest.fixture(scope="module")
@@ -39,22 +33,21 @@ def cluster(tmp_path_factory):
     plane.stop()
 
 
-def kubectl(cluster, *args, stdin: str | None = None, user: str | None = None):
-    command = [str(BIN / "kubectl"), "--kubeconfig", str(cluster.kubeconfig), *args]
-    if user:
-        command.append(f"--as={user}")
-    return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120)
-
-
 def create(cluster, manifest: dict | str, user: str | None = None):
     """``kubectl create`` of one manifest (or a List) in the test namespace."""
     text = manifest if isinstance(manifest, str) else json.dumps(manifest)
-    return kubectl(cluster, "create", "-n", NAMESPACE, "-f", "-", stdin=text, user=user)
+    return cluster.kubectl("create", "-n", NAMESPACE, "-f", "-", stdin=text, user=user)
 
 
 def helm(cluster, *args):
     command = [str(BIN / "helm"), "--kubeconfig", str(cluster.kubeconfig), *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def release(cluster, verb: str, chart: Path, values: str, *extra: str):
+    """``helm <verb>`` of the release ``facility`` in the test namespace, with a ci values file."""
+    ci_values = str(chart / "ci" / values)
+    return helm(cluster, verb, "facility", str(chart), "-n", NAMESPACE, "-f", ci_values, *extra)
 
 
 def account(name: str) -> str:
@@ -64,12 +57,11 @@ def account(name: str) -> str:
 @pytest.fixture(scope="module")
 def installed(cluster, tmp_path_factory):
     """The dask CRDs applied first (as make upgrade does), then the chart's own templates."""
-    applied = kubectl(cluster, "apply", "--server-side", "-f", str(CRDS))
+    applied = cluster.kubectl("apply", "--server-side", "-f", str(CRDS))
     assert applied.returncode == 0, applied.stderr
     deadline = time.monotonic() + 60
     while True:  # kubectl wait errs while a new CRD has no status yet
-        ready = kubectl(
-            cluster,
+        ready = cluster.kubectl(
             "wait",
             "--for=condition=established",
             "--timeout=30s",
@@ -80,50 +72,25 @@ def installed(cluster, tmp_path_factory):
             break
         time.sleep(1)
     assert ready.returncode == 0, ready.stderr
-    chart = tmp_path_factory.mktemp("chart") / CHART.name
-    shutil.copytree(CHART, chart)
-    # The dask operator subchart, as the dask-kubernetes package ships it; z2jh's chart
-    # repository is out of reach here.
-    meta = yaml.safe_load((chart / "Chart.yaml").read_text())
-    pins = {d["name"]: d for d in meta["dependencies"]}
-    meta["dependencies"] = [pins["dask-kubernetes-operator"]]
-    (chart / "Chart.yaml").write_text(yaml.safe_dump(meta))
-    operator = chart / "charts" / "dask-kubernetes-operator"
-    shutil.copytree(CRDS.parent, operator)
-    operator_meta = yaml.safe_load((operator / "Chart.yaml").read_text())
-    operator_meta["version"] = pins["dask-kubernetes-operator"]["version"]
-    (operator / "Chart.yaml").write_text(yaml.safe_dump(operator_meta))
-    install = helm(
-        cluster,
-        "install",
-        "facility",
-        str(chart),
-        "-n",
-        NAMESPACE,
-        "--create-namespace",
-        "-f",
-        str(chart / "ci" / "minimal-values.yaml"),
-        "--wait",
+    # The dask operator subchart comes along; z2jh's chart repository is out of reach here.
+    chart = copy_chart(tmp_path_factory.mktemp("chart"), keep=(OPERATOR,))
+    install = release(
+        cluster, "install", chart, "minimal-values.yaml", "--create-namespace", "--wait"
     )
     assert install.returncode == 0, install.stderr
     return chart
 
 
 def test_every_rendered_object_passes_strict_server_side_validation(cluster, installed):
-    rendered = helm(
+    rendered = release(
         cluster,
         "template",
+        installed,
+        "production-values.yaml",
         "--skip-tests",  # helm test objects exist only while a test runs
-        "facility",
-        str(installed),
-        "-n",
-        NAMESPACE,
-        "-f",
-        str(installed / "ci" / "production-values.yaml"),
     )
     assert rendered.returncode == 0, rendered.stderr
-    checked = kubectl(
-        cluster,
+    checked = cluster.kubectl(
         "apply",
         "--dry-run=server",
         "--validate=strict",
@@ -138,25 +105,15 @@ def test_every_rendered_object_passes_strict_server_side_validation(cluster, ins
 
 
 def test_install_and_upgrade_are_accepted_by_the_api_server(cluster, installed):
-    upgrade = helm(
-        cluster,
-        "upgrade",
-        "facility",
-        str(installed),
-        "-n",
-        NAMESPACE,
-        "-f",
-        str(installed / "ci" / "production-values.yaml"),
-        "--wait",
-    )
+    upgrade = release(cluster, "upgrade", installed, "production-values.yaml", "--wait")
     assert upgrade.returncode == 0, upgrade.stderr
     status = json.loads(helm(cluster, "status", "facility", "-n", NAMESPACE, "-o", "json").stdout)
     assert status["info"]["status"] == "deployed" and status["version"] == 2
-    kept = kubectl(cluster, "get", "secret", "analysis-facility-iam", "-n", NAMESPACE)
+    kept = cluster.kubectl("get", "secret", "analysis-facility-iam", "-n", NAMESPACE)
     assert kept.returncode == 0, "the IAM secret of the first install was deleted by the upgrade"
     quota = json.loads(
-        kubectl(
-            cluster, "get", "resourcequota", "analysis-facility", "-n", NAMESPACE, "-o", "json"
+        cluster.kubectl(
+            "get", "resourcequota", "analysis-facility", "-n", NAMESPACE, "-o", "json"
         ).stdout
     )
     assert quota["spec"]["hard"]["limits.cpu"] == "1k"  # 1000, as the API server writes it
@@ -166,7 +123,7 @@ def test_install_and_upgrade_are_accepted_by_the_api_server(cluster, installed):
 def users(cluster, installed):
     """alice and bob set up by the hub's own account, as FacilityKubeSpawner does at spawn."""
     for name in ("alice", "bob"):
-        manifests = user_objects(NAMESPACE, name, "analysis-facility-user", OPERATOR)
+        manifests = user_objects(NAMESPACE, name, "analysis-facility-user", OPERATOR_LABELS)
         listed = {"apiVersion": "v1", "kind": "List", "items": manifests}
         created = create(cluster, listed, user=account("hub"))
         assert created.returncode == 0, created.stderr
@@ -174,7 +131,7 @@ def users(cluster, installed):
 
 
 def can(cluster, user: str, verb: str, resource: str) -> bool:
-    answer = kubectl(cluster, "auth", "can-i", verb, resource, "-n", NAMESPACE, user=user)
+    answer = cluster.kubectl("auth", "can-i", verb, resource, "-n", NAMESPACE, user=user)
     return answer.stdout.strip() == "yes"
 
 
@@ -252,10 +209,9 @@ def test_a_user_touches_only_their_own_dask_clusters(cluster, users):
             '{"spec": {"worker": {"replicas": 5}}}',
         ],
     ):
-        result = kubectl(cluster, *attempt, "-n", NAMESPACE, user=alice)
+        result = cluster.kubectl(*attempt, "-n", NAMESPACE, user=alice)
         assert result.returncode != 0 and "may only" in result.stderr, attempt
-    relabel = kubectl(
-        cluster,
+    relabel = cluster.kubectl(
         "label",
         "--overwrite",
         "daskcluster",
@@ -267,8 +223,8 @@ def test_a_user_touches_only_their_own_dask_clusters(cluster, users):
     )
     assert relabel.returncode != 0, "alice handed her cluster to bob"
     assert (
-        kubectl(
-            cluster, "delete", "daskcluster", "dask-alice", "-n", NAMESPACE, user=alice
+        cluster.kubectl(
+            "delete", "daskcluster", "dask-alice", "-n", NAMESPACE, user=alice
         ).returncode
         == 0
     )
@@ -330,7 +286,7 @@ def wait_for(check, what: str, timeout: float = 120):
 
 
 def pods(cluster, selector: str) -> list[dict]:
-    listed = kubectl(cluster, "get", "pods", "-n", NAMESPACE, "-l", selector, "-o", "json")
+    listed = cluster.kubectl("get", "pods", "-n", NAMESPACE, "-l", selector, "-o", "json")
     return json.loads(listed.stdout)["items"] if listed.returncode == 0 else []
 
 
@@ -354,7 +310,7 @@ def test_operator_makes_the_users_cluster_scales_it_and_removes_it_with_the_serv
     created = create(cluster, server)
     assert created.returncode == 0, created.stderr
     uid = json.loads(
-        kubectl(cluster, "get", "pod", "jupyter-alice", "-n", NAMESPACE, "-o", "json").stdout
+        cluster.kubectl("get", "pod", "jupyter-alice", "-n", NAMESPACE, "-o", "json").stdout
     )["metadata"]["uid"]
     environment = {
         "FACILITY_DASK_CLUSTER_NAME": "dask-alice",
@@ -390,11 +346,10 @@ def test_operator_makes_the_users_cluster_scales_it_and_removes_it_with_the_serv
             "mountPath": "/var/run/secrets/facility",
             "readOnly": True,
         } in container["volumeMounts"]
-    service = kubectl(cluster, "get", "service", "dask-alice-scheduler", "-n", NAMESPACE)
+    service = cluster.kubectl("get", "service", "dask-alice-scheduler", "-n", NAMESPACE)
     assert service.returncode == 0, service.stderr
 
-    scaled = kubectl(
-        cluster,
+    scaled = cluster.kubectl(
         "patch",
         "daskworkergroup",
         "dask-alice-default",
@@ -410,8 +365,7 @@ def test_operator_makes_the_users_cluster_scales_it_and_removes_it_with_the_serv
         lambda: running(pods(cluster, selector + ",dask.org/component=worker"), 3), "three workers"
     )
 
-    gone = kubectl(
-        cluster,
+    gone = cluster.kubectl(
         "delete",
         "pod",
         "jupyter-alice",
@@ -424,7 +378,7 @@ def test_operator_makes_the_users_cluster_scales_it_and_removes_it_with_the_serv
     assert gone.returncode == 0, gone.stderr
     wait_for(
         lambda: (
-            kubectl(cluster, "get", "daskcluster", "dask-alice", "-n", NAMESPACE).returncode != 0
+            cluster.kubectl("get", "daskcluster", "dask-alice", "-n", NAMESPACE).returncode != 0
         ),
         "the cluster deleted with its owner's server",
     )

@@ -243,9 +243,14 @@ current-context: facility-test
             self._start_kwok()
         return self
 
-    def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    def kubectl(
+        self, *args: str, stdin: str | None = None, user: str | None = None
+    ) -> subprocess.CompletedProcess:
+        """kubectl as the admin, or impersonating ``user``."""
         kubectl = Path(sys.executable).parent / "kubectl"
         command = [str(kubectl), "--kubeconfig", str(self.kubeconfig), *args]
+        if user:
+            command.append(f"--as={user}")
         return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120)
 
     def _start_kwok(self) -> None:
