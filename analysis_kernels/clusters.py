@@ -17,8 +17,8 @@ import re
 from distributed import LocalCluster
 
 
-def _number(name: str, default: float) -> float:
-    value = os.environ.get(name, "")
+def _number(name: str, default: float, environ=os.environ) -> float:
+    value = environ.get(name, "")
     try:
         return float(value) if value else default
     except ValueError:
@@ -72,7 +72,7 @@ def kube_cluster_spec(environ: dict[str, str] | None = None) -> dict:
         image=env["FACILITY_DASK_IMAGE"],
         n_workers=0,
         env={"BEARER_TOKEN_FILE": env["BEARER_TOKEN_FILE"]},
-        idle_timeout=int(_number("FACILITY_DASK_IDLE_TIMEOUT", 1800)),
+        idle_timeout=int(_number("FACILITY_DASK_IDLE_TIMEOUT", 1800, env)),
     )
     # The admission policy lets a user touch only clusters with their own label, and the
     # user's NetworkPolicy lets only pods with that label reach the cluster's pods.

@@ -33,12 +33,12 @@ def _arrive(hub_url: str, name: str) -> dict:
 
 def _cpu(process: psutil.Process) -> float:
     """CPU seconds of a process and its children that are not users' servers."""
-    total = process.cpu_times().user + process.cpu_times().system
-    for child in process.children(recursive=True):
-        if "singleuser" not in " ".join(child.cmdline()):
-            times = child.cpu_times()
-            total += times.user + times.system
-    return total
+    counted = [process] + [
+        child
+        for child in process.children(recursive=True)
+        if "singleuser" not in " ".join(child.cmdline())
+    ]
+    return sum(sum(p.cpu_times()[:2]) for p in counted)  # user + system
 
 
 def _percentile(values: list[float], q: float) -> float:
