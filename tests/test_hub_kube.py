@@ -14,7 +14,7 @@ from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.config import kube_config as kube_config_module
 from traitlets.config import Config
 
-from analysis_kernels.clusters import dashboard_host_allowed, kube_cluster_spec
+from analysis_kernels.clusters import OWNER_LABEL, dashboard_host_allowed, kube_cluster_spec
 from analysis_kernels.executor.processes import free_port
 from hub_config.configure import configure
 from hub_config.kube import FacilityKubeSpawner, user_objects
@@ -82,9 +82,10 @@ def test_pod_has_the_profile_the_token_file_and_no_secret_in_its_spec(kube_confi
     assert env["BEARER_TOKEN_FILE"]["value"] == "/var/run/secrets/facility/bearer_token"
     assert env["FACILITY_POD_UID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.uid"
     assert env["FACILITY_DASK_CLUSTER_NAME"]["value"] == "dask-mock-name---6241db84"
-    label = pod["metadata"]["labels"]["hub.jupyter.org/username"]
-    assert env["FACILITY_USER_LABEL"]["value"] == label
-    assert pod["spec"]["serviceAccountName"] == f"user-{label}"
+    # Account, cluster and owner label all come from one DNS-safe form of the name.
+    assert env["FACILITY_OWNER"]["value"] == "mock-name---6241db84"
+    assert pod["metadata"]["labels"][OWNER_LABEL] == "mock-name---6241db84"
+    assert pod["spec"]["serviceAccountName"] == "user-mock-name---6241db84"
     assert "s3cret" not in str(pod)
 
 
@@ -114,11 +115,11 @@ def test_users_dask_cluster_mounts_the_token_and_dies_with_the_pod():
         "FACILITY_POD_NAME": "jupyter-alice",
         "FACILITY_POD_UID": "0b6a3c1e-0000-4000-8000-000000000001",
         "BEARER_TOKEN_FILE": "/var/run/secrets/facility/bearer_token",
-        "FACILITY_USER_LABEL": "alice",
+        "FACILITY_OWNER": "alice",
     }
     spec = kube_cluster_spec(env)
     assert spec["metadata"]["name"] == "dask-alice"
-    assert spec["metadata"]["labels"] == {"hub.jupyter.org/username": "alice"}
+    assert spec["metadata"]["labels"] == {OWNER_LABEL: "alice"}
     assert spec["metadata"]["ownerReferences"][0]["uid"] == env["FACILITY_POD_UID"]
     for role in ("scheduler", "worker"):
         pod = spec["spec"][role]["spec"]
@@ -132,19 +133,21 @@ def test_users_dask_cluster_mounts_the_token_and_dies_with_the_pod():
         kube_cluster_spec({k: v for k, v in env.items() if k != "FACILITY_POD_UID"})
 
 
-def test_each_user_gets_an_account_a_binding_and_a_dask_network_policy():
+def test_each_user_gets_an_account_their_own_dask_role_and_a_dask_network_policy():
     objects = user_objects("facility", "alice", "analysis-facility-user", OPERATOR)
     for manifest in objects:
         kubernetes_validate.validate(manifest, "1.32", strict=True)
-    account, binding, policy = objects
+    account, shared, own_role, own, policy = objects
     assert account["metadata"]["name"] == "user-alice"
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "user-alice", "namespace": "facility"}
-    ]
-    assert binding["roleRef"]["name"] == "analysis-facility-user"
-    assert policy["spec"]["podSelector"]["matchLabels"] == {"hub.jupyter.org/username": "alice"}
+    subjects = [{"kind": "ServiceAccount", "name": "user-alice", "namespace": "facility"}]
+    assert shared["subjects"] == own["subjects"] == subjects
+    assert shared["roleRef"]["name"] == "analysis-facility-user"
+    assert own["roleRef"]["name"] == own_role["metadata"]["name"] == "user-alice-dask"
+    names = {n for rule in own_role["rules"] for n in rule["resourceNames"]}
+    assert names == {"dask-alice", "dask-alice-default"}
+    assert policy["spec"]["podSelector"]["matchLabels"] == {OWNER_LABEL: "alice"}
     sources = [rule["from"][0]["podSelector"]["matchLabels"] for rule in policy["spec"]["ingress"]]
-    assert sources == [{"hub.jupyter.org/username": "alice"}, OPERATOR]
+    assert sources == [{OWNER_LABEL: "alice"}, OPERATOR]
 
 
 def test_dashboards_of_users_schedulers_and_nothing_else_go_through_the_proxy(kube_config):

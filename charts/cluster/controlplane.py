@@ -80,6 +80,7 @@ class ControlPlane:
     binaries: Path = BINARIES
     nodes: int = 0
     processes: list[subprocess.Popen] = field(default_factory=list, init=False)
+    by_name: dict[str, subprocess.Popen] = field(default_factory=dict, init=False)
 
     def __post_init__(self):
         self.root = Path(self.root)
@@ -114,10 +115,17 @@ class ControlPlane:
         server = _certificate(_name("kube-apiserver"), server_key, ca.subject, ca_key, sans=sans)
         self._write("apiserver.crt", server.public_bytes(serialization.Encoding.PEM))
         self._write("apiserver.key", _pem_key(server_key))
-        admin_key = _key()
-        admin = _certificate(_name("admin", "system:masters"), admin_key, ca.subject, ca_key)
-        self._write("admin.crt", admin.public_bytes(serialization.Encoding.PEM))
-        self._write("admin.key", _pem_key(admin_key))
+        for name, subject, names in [
+            ("admin", _name("admin", "system:masters"), []),
+            # The API server's client certificate towards the kubelets (kwok's server), and
+            # that server's own, for logs and port forwarding through the API server.
+            ("kubelet-client", _name("kube-apiserver-kubelet-client", "system:masters"), []),
+            ("kubelet", _name("kwok-kubelet"), [x509.IPAddress(ip_address("127.0.0.1"))]),
+        ]:
+            key = _key()
+            cert = _certificate(subject, key, ca.subject, ca_key, sans=names)
+            self._write(f"{name}.crt", cert.public_bytes(serialization.Encoding.PEM))
+            self._write(f"{name}.key", _pem_key(key))
         account_key = _key()
         self._write("sa.key", _pem_key(account_key))
         self._write(
@@ -148,6 +156,7 @@ current-context: facility-test
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the process owns it
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         self.processes.append(process)
+        self.by_name[name] = process
         return process
 
     def _binary(self, name: str) -> str:
@@ -206,6 +215,10 @@ current-context: facility-test
                 "ResourceQuota,ValidatingAdmissionPolicy,DefaultStorageClass",
                 "--service-cluster-ip-range=10.96.0.0/16",
                 "--allow-privileged=false",
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--kubelet-certificate-authority={pki / 'ca.crt'}",
+                f"--kubelet-client-certificate={pki / 'kubelet-client.crt'}",
+                f"--kubelet-client-key={pki / 'kubelet-client.key'}",
             ],
         )
         self._wait_ready(apiserver)
@@ -225,6 +238,8 @@ current-context: facility-test
                 f"--cluster-signing-key-file={pki / 'ca.key'}",
                 "--use-service-account-credentials=true",
                 "--leader-elect=false",
+                # A busy machine may delay kwok's heartbeats; a simulated node is never lost.
+                "--node-monitor-grace-period=5m",
             ],
         )
         self._spawn(
@@ -254,7 +269,13 @@ current-context: facility-test
         return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120)
 
     def _start_kwok(self) -> None:
-        """kwok plays the kubelets of ``nodes`` simulated nodes: pods bound to them run."""
+        """kwok plays the kubelets of ``nodes`` simulated nodes: pods bound to them run, and
+        its kubelet server on 127.0.0.1 answers the API server's port forwards (``forward``)."""
+        crd = self.binaries / "kwok.x-k8s.io_clusterportforwards.yaml"
+        applied = self.kubectl("apply", "--server-side", "-f", str(crd))
+        if applied.returncode != 0:
+            raise RuntimeError(f"kwok's ClusterPortForward CRD: {applied.stderr}")
+        kubelet_port = free_port()
         self._spawn(
             "kwok",
             [
@@ -263,8 +284,13 @@ current-context: facility-test
                 "--manage-all-nodes=false",
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                 "--cidr=10.240.0.0/16",
-                "--node-ip=10.239.0.1",
-                f"--server-address=127.0.0.1:{free_port()}",
+                "--node-ip=127.0.0.1",
+                f"--node-port={kubelet_port}",
+                f"--server-address=127.0.0.1:{kubelet_port}",
+                f"--tls-cert-file={self.pki / 'kubelet.crt'}",
+                f"--tls-private-key-file={self.pki / 'kubelet.key'}",
+                "--enable-crds=ClusterPortForward",
+                "--node-lease-duration-seconds=40",
             ],
         )
         nodes = [_fake_node(f"kwok-node-{i}") for i in range(self.nodes)]
@@ -279,6 +305,22 @@ current-context: facility-test
         ready = self.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=120s")
         if ready.returncode != 0:
             raise RuntimeError(f"simulated nodes not ready: {ready.stderr}")
+
+    def forward(self, namespace: str, port: int, target: int) -> None:
+        """Port forwards to ``port`` of the simulated pods in ``namespace`` reach 127.0.0.1:
+        ``target`` (a real process standing in for what the pod would run)."""
+        forward = {
+            "apiVersion": "kwok.x-k8s.io/v1alpha1",
+            "kind": "ClusterPortForward",
+            "metadata": {"name": f"{namespace}-{port}"},
+            "spec": {
+                "selector": {"matchNamespaces": [namespace]},
+                "forwards": [{"ports": [port], "target": {"address": "127.0.0.1", "port": target}}],
+            },
+        }
+        applied = self.kubectl("apply", "-f", "-", stdin=json.dumps(forward))
+        if applied.returncode != 0:
+            raise RuntimeError(f"port forward {namespace}:{port}: {applied.stderr}")
 
     def stop(self) -> None:
         stop_in_reverse(self.processes, timeout=20)

@@ -52,7 +52,8 @@ def wait_for(url: str, process: subprocess.Popen, what: str, timeout: float = 60
 
 @dataclass
 class LocalFacility:
-    """Starts and stops the local facility; the options exist for tests and benchmarks."""
+    """Starts and stops the local facility; the options exist for tests and benchmarks (the
+    hub's environment and arguments let a test point its KubeSpawner at a test API server)."""
 
     state_dir: Path
     users_file: Path = DEFAULT_USERS
@@ -64,6 +65,8 @@ class LocalFacility:
     sample_data: str = ""
     cull_idle_after: float = 3600
     extra_settings: dict = field(default_factory=dict)
+    hub_environment: dict = field(default_factory=dict)
+    hub_args: list[str] = field(default_factory=list)
     log_dir: Path | None = None
     processes: list[subprocess.Popen] = field(default_factory=list, init=False)
 
@@ -107,7 +110,9 @@ class LocalFacility:
             "local": {"stateDir": str(self.state_dir), "sampleData": self.sample_data},
         }
         for section, values in self.extra_settings.items():
-            settings[section] = settings.get(section, {}) | values
+            if isinstance(values, dict):
+                values = settings.get(section, {}) | values
+            settings[section] = values
         return settings
 
     def _log(self, name: str):
@@ -147,7 +152,8 @@ class LocalFacility:
         settings = self.state_dir / "facility.yaml"
         settings.write_text(yaml.safe_dump(self._settings(), sort_keys=False))
         crypt_key = _secret_file(self.state_dir / "secrets" / "crypt-key", secrets.token_hex)
-        env = os.environ | {"FACILITY_SETTINGS": str(settings), "JUPYTERHUB_CRYPT_KEY": crypt_key}
+        env = os.environ | self.hub_environment
+        env |= {"FACILITY_SETTINGS": str(settings), "JUPYTERHUB_CRYPT_KEY": crypt_key}
         command = [
             sys.executable,
             "-m",
@@ -158,6 +164,7 @@ class LocalFacility:
             f"--JupyterHub.hub_bind_url=http://127.0.0.1:{free_port()}",
             f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{free_port()}",
             f"--ConfigurableHTTPProxy.command={NODE_BIN / 'configurable-http-proxy'}",
+            *self.hub_args,
         ]
         log = self._log("jupyterhub")
         process = subprocess.Popen(command, cwd=self.state_dir, env=env, stdout=log, stderr=log)
