@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import sys
 import time
@@ -307,26 +306,7 @@ def test_containers_beyond_the_limits_are_refused(cluster, installed):
 @pytest.fixture(scope="module")
 def operator(cluster, installed):
     """The real dask operator controller (kopf), against this API server."""
-    log = open(cluster.logs / "dask-operator.log", "ab")  # noqa: SIM115 - the process owns it
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kopf",
-            "run",
-            "--standalone",
-            "--namespace",
-            NAMESPACE,
-            "-m",
-            "dask_kubernetes.operator.controller",
-        ],
-        env=os.environ | {"KUBECONFIG": str(cluster.kubeconfig)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    yield process
-    process.terminate()
-    process.wait(timeout=30)
+    return cluster.start_dask_operator(NAMESPACE)
 
 
 def wait_for(check, what: str, timeout: float = 120):
@@ -476,10 +456,20 @@ def test_kube_cluster_from_python_as_the_user_is_made_scaled_and_deleted_by_the_
         with Client(dask_cluster) as client:
             assert client.submit(sum, [1, 2, 3]).result(timeout=60) == 6
 
-        dask_cluster.scale(3)  # the sidebar's scale does the same
+        dask_cluster.adapt(minimum=1, maximum=3)  # the sidebar's adapt does the same
+        autoscaler = cluster.kubectl("get", "daskautoscaler", "dask-alice", "-n", NAMESPACE)
+        assert autoscaler.returncode == 0, autoscaler.stderr
+        dask_cluster.scale(3)  # and its scale; this also ends adapting
         wait_for(
             lambda: running(pods(cluster, selector + ",dask.org/component=worker"), 3),
             "three workers",
+        )
+        wait_for(  # the operator's finalizer goes first
+            lambda: (
+                cluster.kubectl("get", "daskautoscaler", "dask-alice", "-n", NAMESPACE).returncode
+                != 0
+            ),
+            "the autoscaler deleted by scale()",
         )
     finally:
         dask_cluster.close(timeout=120)

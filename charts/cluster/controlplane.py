@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import os
 import signal
 import ssl
 import subprocess
@@ -151,10 +152,11 @@ current-context: facility-test
         )
         self.kubeconfig.chmod(0o600)
 
-    def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, command: list[str], env: dict | None = None) -> subprocess.Popen:
         self.logs.mkdir(parents=True, exist_ok=True)
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the process owns it
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        environment = os.environ | (env or {})
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
         self.processes.append(process)
         self.by_name[name] = process
         return process
@@ -321,6 +323,13 @@ current-context: facility-test
         applied = self.kubectl("apply", "-f", "-", stdin=json.dumps(forward))
         if applied.returncode != 0:
             raise RuntimeError(f"port forward {namespace}:{port}: {applied.stderr}")
+
+    def start_dask_operator(self, namespace: str) -> subprocess.Popen:
+        """The real dask operator controller (kopf, from the dask-kubernetes package) watching
+        ``namespace`` as the admin; it stops with the control plane."""
+        command = [sys.executable, "-m", "kopf", "run", "--standalone", "--namespace", namespace]
+        command += ["-m", "dask_kubernetes.operator.controller"]
+        return self._spawn("dask-operator", command, {"KUBECONFIG": str(self.kubeconfig)})
 
     def stop(self) -> None:
         stop_in_reverse(self.processes, timeout=20)
