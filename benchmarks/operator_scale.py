@@ -118,7 +118,7 @@ def _wait_running(plane: ControlPlane, expected: int, timeout: float) -> None:
     metadata_only = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if len(json.loads(_get(plane, path, metadata_only))["items"]) >= expected:
+        if len(json.loads(_get(plane, path, metadata_only))["items"] or []) >= expected:
             return
         time.sleep(5)
 
@@ -163,9 +163,19 @@ def _prepare(plane: ControlPlane, owners: list[str]) -> dict[str, str]:
     }
 
 
-def measure(users: int = 200, workers: int = 10, nodes: int = 50, timeout: float = 1800) -> dict:
+def measure(
+    users: int = 200, workers: int = 10, nodes: int = 50, controller_qps: int = 0, timeout=1800
+) -> dict:
+    """``controller_qps``: the controller manager's client rate limit (0: Kubernetes' default,
+    20 requests/s), which makes the operator's one Deployment per worker into pods."""
     owners = [f"physicist{i:03d}" for i in range(users)]
-    with ControlPlane(Path(tempfile.mkdtemp(prefix="operator-scale-")), nodes=nodes) as plane:
+    qps = [f"--kube-api-qps={controller_qps}", f"--kube-api-burst={2 * controller_qps}"]
+    plane = ControlPlane(
+        Path(tempfile.mkdtemp(prefix="operator-scale-")),
+        nodes=nodes,
+        controller_manager_args=qps if controller_qps else [],
+    )
+    with plane:
         uids = _prepare(plane, owners)
         plane.start_dask_operator(NAMESPACE)
         watched = {name: psutil.Process(p.pid) for name, p in plane.by_name.items()}
@@ -182,6 +192,7 @@ def measure(users: int = 200, workers: int = 10, nodes: int = 50, timeout: float
         reconcile, running = _latencies(plane, workers)
     requests = {v: requests_after[v] - requests_before.get(v, 0) for v in requests_after}
     result = {
+        "controller_qps": controller_qps or 20,
         "users": users,
         "workers_per_cluster": workers,
         "nodes": nodes,
@@ -200,11 +211,12 @@ def measure(users: int = 200, workers: int = 10, nodes: int = 50, timeout: float
         "cpu_share": {k: v / wall for k, v in cpu.items()},
     }
     print(
-        f"  {users} clusters x {workers} workers on {nodes} nodes: {len(running)} all Ready;"
+        f"  {users} clusters x {workers} workers on {nodes} nodes, controller manager at"
+        f" {result['controller_qps']} requests/s: {len(running)} all Ready;"
         f" first reconcile p50 {result['first_reconcile_p50_s']:.0f}s p95 {result['first_reconcile_p95_s']:.0f}s;"
         f" all pods Ready p50 {result['all_running_p50_s']:.0f}s p95 {result['all_running_p95_s']:.0f}s;"
         f" API server {result['apiserver_requests_per_s']:.0f} req/s;"
         f" CPU s: {', '.join(f'{k} {v:.0f}' for k, v in cpu.items())}"
     )
-    save("operator_scale", result)
+    save(f"operator_scale_qps{controller_qps}" if controller_qps else "operator_scale", result)
     return result

@@ -98,7 +98,8 @@ def _targets(results: dict) -> list[str]:
     if "operator" in results:
         op = results["operator"]
         lines.append(
-            f"- {op['users']} Dask clusters x {op['workers_per_cluster']} workers on {op['nodes']} simulated nodes:"
+            f"- {op['users']} Dask clusters x {op['workers_per_cluster']} workers on {op['nodes']} simulated nodes"
+            f" (controller manager at {op['controller_qps']} requests/s):"
             f" {op['clusters_running']} running; operator's first reconcile p50 {op['first_reconcile_p50_s']:.1f} s,"
             f" p95 {op['first_reconcile_p95_s']:.1f} s; all pods running p50 {op['all_running_p50_s']:.0f} s,"
             f" p95 {op['all_running_p95_s']:.0f} s; API server {op['apiserver_requests_per_s']:.0f} requests/s,"
@@ -133,6 +134,12 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--workers", type=int, default=10, help="workers per Dask cluster")
     parser.add_argument("--nodes", type=int, default=50, help="simulated nodes (kwok)")
+    parser.add_argument(
+        "--controller-qps",
+        type=int,
+        default=0,
+        help="the controller manager's API rate limit in the operator study (default: 20/s)",
+    )
     args = parser.parse_args(argv)
     size = lambda n: max(1000, int(n * args.scale))  # noqa: E731
     out = results_dir()
@@ -167,7 +174,9 @@ def main(argv=None) -> int:
         results["hub"] = hub_concurrency.measure(args.users)
     if "operator" in args.only:
         print("the dask operator at scale (study 7)")
-        results["operator"] = operator_scale.measure(args.clusters, args.workers, args.nodes)
+        results["operator"] = operator_scale.measure(
+            args.clusters, args.workers, args.nodes, args.controller_qps
+        )
     lines = []
     if "throughput" in results:
         for codec in args.codecs:

@@ -80,6 +80,7 @@ class ControlPlane:
     root: Path
     binaries: Path = BINARIES
     nodes: int = 0
+    controller_manager_args: list[str] = field(default_factory=list)
     processes: list[subprocess.Popen] = field(default_factory=list, init=False)
     by_name: dict[str, subprocess.Popen] = field(default_factory=dict, init=False)
 
@@ -242,6 +243,7 @@ current-context: facility-test
                 "--leader-elect=false",
                 # A busy machine may delay kwok's heartbeats; a simulated node is never lost.
                 "--node-monitor-grace-period=5m",
+                *self.controller_manager_args,
             ],
         )
         self._spawn(
