@@ -3,7 +3,9 @@
 etcd, kube-apiserver (RBAC, service-account tokens, admission plugins with ResourceQuota and
 ValidatingAdmissionPolicy), kube-controller-manager and kube-scheduler, each on free ports,
 with certificates made on the spot and an admin kubeconfig. There are no kubelets: with
-``nodes``, kwok simulates that many nodes and marks the pods bound to them running.
+``nodes``, kwok simulates that many nodes, marks the pods bound to them running, and answers
+port forwards to them (``forward``). ``start_dask_operator`` runs the real dask operator
+against it.
 
 ``python charts/cluster/controlplane.py`` (``make cluster``) starts one and prints the
 kubeconfig path; the binaries come from ``make cluster-binaries``.

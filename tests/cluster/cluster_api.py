@@ -1,0 +1,76 @@
+"""Talking to the test control plane: kubectl and helm as the admin or as an account, and
+waiting for what controllers do."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+NAMESPACE = "analysis"
+OPERATOR_LABELS = {"app.kubernetes.io/name": "dask-kubernetes-operator"}
+
+
+def create(cluster, manifest: dict | str, user: str | None = None):
+    """``kubectl create`` of one manifest (or a List) in the test namespace."""
+    text = manifest if isinstance(manifest, str) else json.dumps(manifest)
+    return cluster.kubectl("create", "-n", NAMESPACE, "-f", "-", stdin=text, user=user)
+
+
+def helm(cluster, *args):
+    command = [str(BIN / "helm"), "--kubeconfig", str(cluster.kubeconfig), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def release(cluster, verb: str, chart: Path, values: str, *extra: str):
+    """``helm <verb>`` of the release ``facility`` in the test namespace, with a ci values file."""
+    ci_values = str(chart / "ci" / values)
+    return helm(cluster, verb, "facility", str(chart), "-n", NAMESPACE, "-f", ci_values, *extra)
+
+
+def account(name: str) -> str:
+    return f"system:serviceaccount:{NAMESPACE}:{name}"
+
+
+def account_kubeconfig(cluster, name: str, path: Path) -> Path:
+    """A kubeconfig with a token of the ServiceAccount ``name``, as its pod would have."""
+    token = cluster.kubectl("create", "token", name, "-n", NAMESPACE, "--duration=2h")
+    assert token.returncode == 0, token.stderr
+    ca = str(cluster.pki / "ca.crt")
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "c", "cluster": {"server": cluster.server, "certificate-authority": ca}}
+        ],
+        "users": [{"name": name, "user": {"token": token.stdout.strip()}}],
+        "contexts": [
+            {"name": "c", "context": {"cluster": "c", "user": name, "namespace": NAMESPACE}}
+        ],
+        "current-context": "c",
+    }
+    path.write_text(json.dumps(config))
+    return path
+
+
+def wait_for(check, what: str, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} within {timeout:.0f} s"
+        time.sleep(1)
+
+
+def pods(cluster, selector: str) -> list[dict]:
+    listed = cluster.kubectl("get", "pods", "-n", NAMESPACE, "-l", selector, "-o", "json")
+    return json.loads(listed.stdout)["items"] if listed.returncode == 0 else []
+
+
+def running(items: list[dict], count: int) -> list[dict] | None:
+    live = [p for p in items if p["status"].get("phase") == "Running"]
+    return live if len(live) == count else None
