@@ -18,6 +18,11 @@ from analysis_kernels.generate import DatasetSpec, generate_dataset, load_truth
 RESULTS = Path(__file__).parent / "results"
 
 
+def percentile(values: list[float], q: int) -> float:
+    """The ``q``-th percentile, interpolated between the measured values."""
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
 def results_dir() -> Path:
     path = RESULTS / dt.date.today().isoformat()
     path.mkdir(parents=True, exist_ok=True)

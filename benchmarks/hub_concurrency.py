@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import yaml
 
-from benchmarks.common import save
+from benchmarks.common import percentile, save
 from hub_config.local.client import HubUser
 from hub_config.local.facility import LocalFacility
 
@@ -39,10 +39,6 @@ def _cpu(process: psutil.Process) -> float:
         if "singleuser" not in " ".join(child.cmdline())
     ]
     return sum(sum(p.cpu_times()[:2]) for p in counted)  # user + system
-
-
-def _percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def measure(users: int) -> dict:
@@ -75,9 +71,9 @@ def measure(users: int) -> dict:
         "users": users,
         "wall_s": wall,
         "ready_p50_s": statistics.median(ready),
-        "ready_p95_s": _percentile(ready, 95),
+        "ready_p95_s": percentile(ready, 95),
         "login_p50_s": statistics.median(login),
-        "login_p95_s": _percentile(login, 95),
+        "login_p95_s": percentile(login, 95),
         "hub_and_proxy_cpu_s": hub_cpu,
         "hub_and_proxy_cpu_share": hub_cpu / wall,
         "idp_cpu_s": idp_cpu,

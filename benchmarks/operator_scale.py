@@ -6,8 +6,8 @@ are created within seconds, as when a lecture starts. Measured per cluster, from
 server's own timestamps (1 s resolution): the time from its creation to the operator's first
 reconcile (its scheduler Deployment created) and to all its pods Ready; for the API server,
 the requests it served (its own metrics); and the CPU each control-plane process and the
-operator spent. kwok runs no containers, so this is the control
-plane's share of the work and nothing of Dask's.
+operator spent. kwok runs no containers, so this is the control plane's share of the work
+and nothing of Dask's.
 """
 
 from __future__ import annotations
@@ -15,27 +15,21 @@ from __future__ import annotations
 import datetime
 import json
 import re
-import ssl
 import statistics
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
 
-from analysis_kernels.clusters import OWNER_LABEL, kube_cluster_spec
-from benchmarks.common import save
+from analysis_kernels.clusters import OWNER_LABEL, cluster_name, kube_cluster_spec
+from benchmarks.common import percentile, save
 from charts.cluster.controlplane import ControlPlane
 from charts.offline_chart import OPERATOR_CHART
 
 NAMESPACE = "analysis"
 REQUESTS = re.compile(r"^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)$", re.M)
-
-
-def _percentile(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def _apply(plane: ControlPlane, items: list[dict]) -> None:
@@ -58,7 +52,7 @@ def _cluster_spec(owner: str, uid: str, workers: int) -> dict:
     mount = "/var/run/secrets/facility"
     spec = kube_cluster_spec(
         {
-            "FACILITY_DASK_CLUSTER_NAME": f"dask-{owner}",
+            "FACILITY_DASK_CLUSTER_NAME": cluster_name(owner),
             "FACILITY_DASK_IMAGE": "analysis:1",
             "FACILITY_DASK_NAMESPACE": NAMESPACE,
             "FACILITY_TOKEN_SECRET": f"jupyter-{owner}-iam-token",
@@ -73,19 +67,10 @@ def _cluster_spec(owner: str, uid: str, workers: int) -> dict:
     return spec
 
 
-def _get(plane: ControlPlane, path: str, accept: str = "*/*") -> bytes:
-    """One GET of the API server as the admin."""
-    context = ssl.create_default_context(cafile=str(plane.pki / "ca.crt"))
-    context.load_cert_chain(plane.pki / "admin.crt", plane.pki / "admin.key")
-    request = urllib.request.Request(f"{plane.server}{path}", headers={"Accept": accept})
-    with urllib.request.urlopen(request, context=context, timeout=60) as reply:
-        return reply.read()
-
-
 def _requests(plane: ControlPlane) -> dict[str, float]:
     """The API server's request counters, summed by verb."""
     by_verb: dict[str, float] = {}
-    for labels, value in REQUESTS.findall(_get(plane, "/metrics").decode()):
+    for labels, value in REQUESTS.findall(plane.get("/metrics").decode()):
         verb = re.search(r'verb="([^"]*)"', labels).group(1)
         by_verb[verb] = by_verb.get(verb, 0) + float(value)
     return by_verb
@@ -118,7 +103,7 @@ def _wait_running(plane: ControlPlane, expected: int, timeout: float) -> None:
     metadata_only = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if len(json.loads(_get(plane, path, metadata_only))["items"] or []) >= expected:
+        if len(json.loads(plane.get(path, metadata_only))["items"] or []) >= expected:
             return
         time.sleep(5)
 
@@ -200,9 +185,9 @@ def measure(
         "creation_s": creation_s,
         "wall_s": wall,
         "first_reconcile_p50_s": statistics.median(reconcile),
-        "first_reconcile_p95_s": _percentile(reconcile, 95),
+        "first_reconcile_p95_s": percentile(reconcile, 95),
         "all_running_p50_s": statistics.median(running),
-        "all_running_p95_s": _percentile(running, 95),
+        "all_running_p95_s": percentile(running, 95),
         "all_running_max_s": max(running),
         "apiserver_requests": sum(requests.values()),
         "apiserver_requests_per_s": sum(requests.values()) / wall,

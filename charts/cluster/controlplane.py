@@ -170,17 +170,23 @@ current-context: facility-test
             raise RuntimeError(f"{path} is missing: run make cluster-binaries")
         return str(path)
 
-    def _wait_ready(self, process: subprocess.Popen, timeout: float = 120) -> None:
+    def get(self, path: str, accept: str = "*/*", timeout: float = 60) -> bytes:
+        """One GET of the API server as the admin (``/readyz``, ``/metrics``, any resource)."""
         context = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
         context.load_cert_chain(self.pki / "admin.crt", self.pki / "admin.key")
+        request = urllib.request.Request(f"{self.server}{path}", headers={"Accept": accept})
+        with urllib.request.urlopen(request, context=context, timeout=timeout) as reply:
+            return reply.read()
+
+    def _wait_ready(self, process: subprocess.Popen, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 log = (self.logs / "kube-apiserver.log").read_text()[-2000:]
                 raise RuntimeError(f"kube-apiserver exited ({process.returncode}):\n{log}")
             try:
-                with urllib.request.urlopen(f"{self.server}/readyz", context=context, timeout=5):
-                    return
+                self.get("/readyz", timeout=5)
+                return
             except OSError:
                 time.sleep(0.5)
         raise RuntimeError(f"kube-apiserver not ready after {timeout:.0f} s")
