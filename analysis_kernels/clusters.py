@@ -4,8 +4,8 @@ dask-labextension calls ``facility_cluster`` (configured by the hub through
 ``DASK_LABEXTENSION__FACTORY__*``); a notebook may call it too. On the local facility it is a
 ``LocalCluster`` sized by the server's profile (``CPU_LIMIT``, ``MEM_LIMIT``); on Kubernetes, a
 dask-kubernetes ``KubeCluster`` (``analysis_kernels.kube_cluster``) named after the user, in
-the user's namespace, with the user's image, mounting the user's token. Both shut down after ``FACILITY_DASK_IDLE_TIMEOUT``
-seconds without work. Workers find the user's IAM token through ``BEARER_TOKEN_FILE``.
+the user's namespace, with the user's image, mounting the user's token. Both shut down after
+``FACILITY_DASK_IDLE_TIMEOUT`` seconds without work. Workers find the user's IAM token through ``BEARER_TOKEN_FILE``.
 """
 
 from __future__ import annotations

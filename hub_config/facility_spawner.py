@@ -29,5 +29,6 @@ class FacilitySpawnerMixin(BearerTokenMixin):
 
     @property
     def owner(self) -> str:
-        """The user's DNS-safe name, which names their account, Role and Dask cluster."""
+        """The user's DNS-safe name, which names their home directory (local), account, Role
+        and Dask cluster."""
         return safe_slug(self.user.name)

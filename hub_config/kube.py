@@ -57,6 +57,11 @@ DASK_GROUP = "kubernetes.dask.org"
 OWN_VERBS = ["get", "list", "watch", "update", "patch", "delete"]
 
 
+def account_name(owner: str) -> str:
+    """The user's ServiceAccount; the admission policy reads the owner back from this name."""
+    return f"user-{owner}"
+
+
 def own_dask_rules(owner: str) -> list[dict]:
     """The user's own Role: everything on their one Dask cluster, its default worker group and
     its autoscaler, by name, and nothing on anyone else's (reads included: RBAC names what a
@@ -84,7 +89,7 @@ def user_objects(namespace: str, owner: str, role: str, operator: dict[str, str]
     its own for its own Dask cluster, and a NetworkPolicy letting only that user's pods reach
     that user's Dask pods."""
     labels = {"app.kubernetes.io/name": "analysis-facility", OWNER_LABEL: owner}
-    account = f"user-{owner}"
+    account = account_name(owner)
     meta = {"namespace": namespace, "labels": labels}
     subjects = [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]
     dask_pods = {"key": "dask.org/component", "operator": "In", "values": ["scheduler", "worker"]}
@@ -154,7 +159,7 @@ class FacilityKubeSpawner(FacilitySpawnerMixin, KubeSpawner):
 
     @default("service_account")
     def _service_account_default(self):
-        return f"user-{self.owner}"
+        return account_name(self.owner)
 
     @default("extra_labels")
     def _extra_labels_default(self):

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
-from kubespawner.slugs import safe_slug
 from tornado import web
 from traitlets import Unicode, default
 
@@ -30,7 +29,7 @@ class LocalFacilitySpawner(FacilitySpawnerMixin, SimpleLocalProcessSpawner):
 
     @default("home_dir")
     def _home_dir_default(self):
-        return str(Path(self.users_dir) / safe_slug(self.user.name))
+        return str(Path(self.users_dir) / self.owner)
 
     @default("cmd")
     def _cmd_default(self):
