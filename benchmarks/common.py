@@ -1,4 +1,4 @@
-"""What every study shares: datasets made once, timing with repeats, the I/O floor, results."""
+"""What every study shares: datasets made once, timing with repeats, the machine, results."""
 
 from __future__ import annotations
 
@@ -30,16 +30,30 @@ def results_dir() -> Path:
 
 
 def machine() -> dict:
-    import awkward
-    import dask
-    import distributed
-    import hist
+    """Where and with what a result was measured: CPU, load, and every library's version."""
+    from importlib.metadata import PackageNotFoundError, version
 
+    versions = {}
+    for dist in (
+        "uproot", "awkward", "numpy", "numba", "hist", "dask", "distributed",
+        "cramjam", "zstandard", "lz4", "coffea", "root",
+    ):  # fmt: skip
+        try:
+            versions[dist] = version(dist)
+        except PackageNotFoundError:
+            versions[dist] = None
+    with open("/proc/cpuinfo") as f:
+        model = next((line.split(":", 1)[1].strip() for line in f if "model name" in line), "")
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
     return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "loadavg": [float(x) for x in load],
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "versions": {m.__name__: m.__version__ for m in (uproot, awkward, hist, dask, distributed)},
+        "versions": versions,
     }
 
 
@@ -74,15 +88,6 @@ def timed(fn, repeat: int) -> dict:
         fn()
         times.append(time.perf_counter() - start)
     return {"min": min(times), "median": statistics.median(times), "all": times}
-
-
-def io_floor(analysis: str, files: list[str], params: dict | None = None) -> None:
-    """Read and decompress exactly the branches the analysis declares, and nothing else."""
-    spec = get_analysis(analysis)
-    branches = list(spec.branches_for(spec.params(params)))
-    for path in files:
-        with uproot.open(path) as f:
-            f["Events"].arrays(branches, library="ak")
 
 
 def branch_bytes(analysis: str, files: list[str], kind: str) -> int:

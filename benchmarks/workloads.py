@@ -1,0 +1,154 @@
+"""What each system of the throughput table runs, for one analysis on one set of files.
+
+A builder does its setup (imports, opening files, compiling C++ helpers, reading the
+compressed payloads of the raw row) outside the timed call and returns the call to time.
+Every system reads the same files; ours and the I/O floor also read the same chunks.
+"""
+
+from __future__ import annotations
+
+import lzma
+import zlib
+from collections.abc import Callable
+
+from analysis_kernels import get_analysis, run
+from analysis_kernels.executor import DEFAULT_CHUNK_SIZE
+from analysis_kernels.executor.chunks import plan
+from analysis_kernels.schema import open_tree
+
+SYSTEMS = ["ours", "io-floor", "raw", "rdataframe", "coffea"]
+
+
+def declared(analysis: str, params: dict) -> list[str]:
+    spec = get_analysis(analysis)
+    return list(spec.branches_for(spec.params(params)))
+
+
+def ours(analysis: str, files: list[str], params: dict, chunk_size: int) -> Callable:
+    return lambda: run(analysis, files, params=params, chunk_size=chunk_size)
+
+
+def io_floor(analysis: str, files: list[str], params: dict, chunk_size: int) -> Callable:
+    """Read and decompress the declared branches, in ours' chunks, into awkward arrays."""
+    branches = declared(analysis, params)
+    chunks, _, _ = plan(files, chunk_size)
+
+    def read():
+        for c in chunks:
+            open_tree(c.file).arrays(
+                branches, entry_start=c.entry_start, entry_stop=c.entry_stop, library="ak"
+            )
+
+    return read
+
+
+def basket_blocks(files: list[str], branches: list[str]) -> list[tuple[bytes, bytes, int]]:
+    """The compressed blocks of every basket of the branches: (algorithm, payload, size).
+
+    Read straight from the file at each basket's key (ROOT's 9-byte block headers; LZ4
+    blocks carry an 8-byte checksum first), so the raw row times the codec alone.
+    """
+    blocks = []
+    for path in files:
+        tree = open_tree(path)
+        with open(path, "rb") as f:
+            for name in branches:
+                branch = tree[name]
+                seeks = branch.member("fBasketSeek")
+                for i in range(branch.num_baskets):
+                    f.seek(int(seeks[i]))
+                    head = f.read(18)
+                    nbytes = int.from_bytes(head[0:4], "big")
+                    objlen = int.from_bytes(head[6:10], "big")
+                    keylen = int.from_bytes(head[14:16], "big")
+                    f.seek(int(seeks[i]) + keylen)
+                    payload = f.read(nbytes - keylen)
+                    if len(payload) == objlen:  # stored uncompressed
+                        continue
+                    blocks += _split(payload)
+    return blocks
+
+
+def _split(payload: bytes) -> list[tuple[bytes, bytes, int]]:
+    out, pos = [], 0
+    while pos < len(payload):
+        algo = payload[pos : pos + 2]
+        csize = int.from_bytes(payload[pos + 3 : pos + 6], "little")
+        usize = int.from_bytes(payload[pos + 6 : pos + 9], "little")
+        start = pos + 9 + (8 if algo == b"L4" else 0)
+        out.append((algo, payload[start : pos + 9 + csize], usize))
+        pos += 9 + csize
+    return out
+
+
+def decompressors(library: str) -> dict[bytes, Callable[[bytes, int], object]]:
+    """Block decompressors by ROOT algorithm code: ``cramjam`` (what uproot calls) or the
+    codecs' reference Python bindings (zstandard, lz4, the standard library's lzma and zlib)."""
+    if library == "cramjam":
+        import cramjam
+
+        return {
+            b"ZS": lambda b, n: cramjam.zstd.decompress(b, output_len=n),
+            b"L4": lambda b, n: cramjam.lz4.decompress_block(b, output_len=n),
+            b"XZ": lambda b, n: lzma.decompress(b),
+            b"ZL": lambda b, n: zlib.decompress(b),
+        }
+    import lz4.block
+    import zstandard
+
+    zstd = zstandard.ZstdDecompressor()
+    return {
+        b"ZS": lambda b, n: zstd.decompress(b, max_output_size=n),
+        b"L4": lambda b, n: lz4.block.decompress(b, uncompressed_size=n),
+        b"XZ": lambda b, n: lzma.decompress(b),
+        b"ZL": lambda b, n: zlib.decompress(b),
+    }
+
+
+def raw(
+    analysis: str, files: list[str], params: dict, chunk_size: int, library: str = "reference"
+) -> Callable:
+    """Decompress the baskets of the declared branches with the codec library alone."""
+    blocks = basket_blocks(files, declared(analysis, params))
+    codecs = decompressors(library)
+
+    def decompress():
+        for algo, data, size in blocks:
+            codecs[algo](data, size)
+
+    return decompress
+
+
+def rdataframe(analysis: str, files: list[str], params: dict, chunk_size: int) -> Callable:
+    from benchmarks.peers import rdf
+
+    rdf.root()  # compile the helpers before timing
+    if analysis.startswith("adl_"):
+        return lambda: rdf.adl(analysis.split("_")[1], files)
+    if analysis == "stop":
+        return lambda: rdf.stop(files, params["n_variations"])
+    return lambda: getattr(rdf, analysis)(files)
+
+
+def coffea(analysis: str, files: list[str], params: dict, chunk_size: int) -> Callable:
+    from benchmarks.peers import coffea_adl
+
+    return lambda: coffea_adl.adl(analysis.split("_")[1], files)
+
+
+BUILDERS = {
+    "ours": ours,
+    "io-floor": io_floor,
+    "raw": raw,
+    "rdataframe": rdataframe,
+    "coffea": coffea,
+}
+
+
+def systems_for(analysis: str) -> list[str]:
+    """coffea has the ADL queries only (the seed analyses exist in ours and RDataFrame)."""
+    return [s for s in SYSTEMS if s != "coffea" or analysis.startswith("adl_")]
+
+
+def build(system: str, analysis: str, files: list[str], params: dict, chunk_size: int | None):
+    return BUILDERS[system](analysis, files, params, chunk_size or DEFAULT_CHUNK_SIZE)
