@@ -1,13 +1,17 @@
-"""``make run``'s command: the facility comes up, prints how to use it, stops cleanly on Ctrl-C,
-and a second run keeps the state of the first."""
+"""``make run``'s command: the facility comes up, prints how to use it, stops cleanly on Ctrl-C
+(its servers first, no tracebacks, no server left in the hub's database), and a second run a
+moment later comes back on the same ports with the state of the first."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 
+import psutil
 import pytest
 import requests
 
@@ -17,10 +21,17 @@ from hub_config.local.client import HubUser
 pytestmark = pytest.mark.slow
 
 
-def start(state, port: int) -> tuple[subprocess.Popen, str]:
+def start(state, port: int, idp_port: int) -> tuple[subprocess.Popen, str]:
     command = [sys.executable, "-m", "hub_config.local", "--state", str(state)]
-    command += ["--port", str(port), "--idp-port", str(free_port())]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    command += ["--port", str(port), "--idp-port", str(idp_port)]
+    # A session of its own, as a terminal gives its foreground job.
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     lines = []
     for line in process.stdout:
         lines.append(line)
@@ -29,19 +40,22 @@ def start(state, port: int) -> tuple[subprocess.Popen, str]:
     banner = "".join(lines)
     match = re.search(r"running at (http://127\.0\.0\.1:\d+)", banner)
     assert match, f"no URL in the output of python -m hub_config.local:\n{banner}"
+    assert f"Development IAM (not for production): http://127.0.0.1:{idp_port}" in banner
     return process, match.group(1)
 
 
-def interrupt(process: subprocess.Popen) -> str:
-    process.send_signal(signal.SIGINT)
-    rest, _ = process.communicate(timeout=60)
+def ctrl_c(process: subprocess.Popen) -> str:
+    """SIGINT to the whole foreground process group, as Ctrl-C in a terminal sends it."""
+    os.killpg(process.pid, signal.SIGINT)
+    rest, _ = process.communicate(timeout=90)
     assert process.returncode == 0, rest
     return rest
 
 
-def test_make_run_serves_stops_on_ctrl_c_and_keeps_state(tmp_path):
+def test_make_run_serves_stops_cleanly_on_ctrl_c_and_restarts_on_its_ports(tmp_path):
     state = tmp_path / "state"
-    process, url = start(state, free_port())
+    hub_port, idp_port = free_port(), free_port()
+    process, url = start(state, hub_port, idp_port)
     try:
         alice = HubUser(url, "alice", "alice-pw").login()
         alice.new_token()
@@ -51,13 +65,22 @@ def test_make_run_serves_stops_on_ctrl_c_and_keeps_state(tmp_path):
         ).ok
         assert (state / "users" / "alice" / "examples" / "ds_phipi.ipynb").exists()
         crypt_key = (state / "secrets" / "crypt-key").read_text()
+        started = psutil.Process(process.pid).children(recursive=True)
     finally:
-        output = interrupt(process)
+        output = ctrl_c(process)
     assert "Stopping the facility" in output
+    assert output.rstrip().endswith("The facility has stopped.")
+    assert not [p.cmdline() for p in started if p.is_running() and p.status() != "zombie"]
     assert not _listening(url)
+    for log in (state / "logs").iterdir():
+        for trouble in ("Traceback", "Failed to stop", "Task was destroyed"):
+            assert trouble not in log.read_text(), f"{trouble!r} in {log.name}"
+    with sqlite3.connect(state / "jupyterhub.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM servers").fetchone() == (0,)
 
-    process, url = start(state, free_port())
+    process, again = start(state, hub_port, idp_port)
     try:
+        assert again == url  # open tabs reconnect
         assert (state / "secrets" / "crypt-key").read_text() == crypt_key
         alice = HubUser(url, "alice", "alice-pw").login()
         alice.new_token()
@@ -65,7 +88,7 @@ def test_make_run_serves_stops_on_ctrl_c_and_keeps_state(tmp_path):
         assert model["created"] < model["last_activity"]  # the same user row as before
         assert model["servers"] == {}  # servers stop with the facility
     finally:
-        interrupt(process)
+        ctrl_c(process)
 
 
 def _listening(url: str) -> bool:

@@ -18,9 +18,15 @@ from distributed import Client
 
 
 def free_port(preferred: int = 0) -> int:
-    """``preferred`` when it is free on 127.0.0.1, else any free port."""
+    """``preferred`` when it is free on 127.0.0.1, else any free port.
+
+    The probe binds with ``SO_REUSEADDR``, as the servers themselves (tornado, node) do, so a
+    port whose only sockets are closed connections in TIME-WAIT, as after a quick restart,
+    counts as free: a server can listen there.
+    """
     for port in (preferred, 0) if preferred else (0,):
         with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:

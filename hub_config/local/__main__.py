@@ -27,10 +27,10 @@ def main(argv: list[str] | None = None) -> int:
         sample_data=str(Path(args.sample_data).resolve()) if args.sample_data else "",
         log_dir=args.state / "logs",
     )
-    # Ctrl-C stops the facility even when started from a shell that ignores SIGINT (a
-    # background job), which Python would otherwise inherit.
+    # Ctrl-C (or a SIGTERM) stops the facility, even when started from a shell that ignores
+    # SIGINT (a background job), which Python would otherwise inherit.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with facility:
         print(f"\nThe facility is running at {facility.url}  (Ctrl-C stops it)")
         print(f"Development IAM (not for production): {facility.issuer}")
@@ -40,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             signal.pause()
         except KeyboardInterrupt:
-            print("\nStopping the facility...")
+            # A second Ctrl-C would cut the orderly stop short and leave servers behind.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            print("\nStopping the facility (the hub stops the users' servers first)...", flush=True)
+    print("The facility has stopped.")
     return 0
 
 

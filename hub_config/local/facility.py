@@ -143,7 +143,10 @@ class LocalFacility:
             json.dump(config, handle)
         log = self._log("devidp")
         process = subprocess.Popen(
-            ["node", str(HERE / "devidp.mjs"), "--config", str(path)], stdout=log, stderr=log
+            ["node", str(HERE / "devidp.mjs"), "--config", str(path)],
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
         )
         self.processes.append(process)
         wait_for(f"{self.issuer}/.well-known/openid-configuration", process, "the development IAM")
@@ -167,7 +170,9 @@ class LocalFacility:
             *self.hub_args,
         ]
         log = self._log("jupyterhub")
-        process = subprocess.Popen(command, cwd=self.state_dir, env=env, stdout=log, stderr=log)
+        process = subprocess.Popen(
+            command, cwd=self.state_dir, env=env, stdout=log, stderr=log, start_new_session=True
+        )
         self.processes.append(process)
         wait_for(f"{self.url}/hub/api", process, "JupyterHub", timeout=120)
 
@@ -184,7 +189,11 @@ class LocalFacility:
         return self
 
     def stop(self) -> None:
-        """Stop the hub first (it stops the users' servers and the proxy), then the IAM."""
+        """Stop the hub first (it stops the users' servers and the proxy), then the IAM.
+
+        The servers run in sessions of their own, so a Ctrl-C in the terminal reaches only the
+        runner, which stops them in this order with one SIGTERM each.
+        """
         stop_in_reverse(self.processes, timeout=30)
 
     def __enter__(self) -> LocalFacility:
