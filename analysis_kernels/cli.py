@@ -10,8 +10,11 @@ from pathlib import Path
 from analysis_kernels.analyses import ANALYSES, get_analysis
 from analysis_kernels.executor import DEFAULT_CHUNK_SIZE, HarvestSpec, gather, run
 from analysis_kernels.executor.harvest import FORMATS
+from analysis_kernels.executor.user import SCHEMAS
 from analysis_kernels.generate import GENERATORS, DatasetSpec, events_for_size, generate_dataset
 from analysis_kernels.generate.writer import CODECS, DEFAULT_CODEC, DEFAULT_LEVEL
+from analysis_kernels.plots import simple_histograms
+from analysis_kernels.schema import TREE
 
 
 def _param(text: str) -> tuple[str, object]:
@@ -74,7 +77,12 @@ def _parser() -> argparse.ArgumentParser:
         help="run an analysis on any executor",
         description="Run an analysis over ROOT files and print its summary.",
     )
-    ana.add_argument("analysis", choices=sorted(ANALYSES), help="which analysis to run")
+    ana.add_argument(
+        "analysis",
+        help=f"a built-in analysis ({', '.join(ANALYSES)}) or your own: "
+        "path/to/analysis.py:NAME or package.module:NAME (a function of the events, "
+        "an object with process/postprocess, or a coffea processor)",
+    )
     ana.add_argument(
         "inputs", nargs="+", help="ROOT files, directories (all *.root inside), globs or URLs"
     )
@@ -98,6 +106,16 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=VALUE",
         help="analysis parameter, e.g. n_variations=100 (stop) or mc_truth=true (ds)",
+    )
+    ana.add_argument("--tree", default=TREE, help=f"TTree or RNTuple to read (default: {TREE})")
+    ana.add_argument(
+        "--columns",
+        help="your analysis: comma-separated columns it reads (default: those its code touches)",
+    )
+    ana.add_argument(
+        "--schema",
+        choices=SCHEMAS,
+        help="your analysis: flat branches (default) or nanoaod (coffea NanoEvents, events.Muon.pt)",
     )
     ana.add_argument(
         "--skip-bad",
@@ -145,8 +163,9 @@ def _generate(args) -> int:
     return 0
 
 
-def _print_summary(report) -> None:
-    print(f"{get_analysis(report.analysis).title}  [{report.executor}]")
+def _print_summary(report, builtin: bool) -> None:
+    title = get_analysis(report.analysis).title if builtin else report.analysis
+    print(f"{title}  [{report.executor}]")
     print(
         f"  events: {report.events_processed} processed of {report.events_total}"
         f" ({report.events_failed} failed, {len(report.unreadable_files)} unreadable file(s))"
@@ -161,6 +180,12 @@ def _print_summary(report) -> None:
         )
     for failure in report.unreadable_files:
         print(f"  UNREADABLE {failure['file']}: {failure['error']}")
+    print(f"  columns read: {', '.join(report.columns_read) or 'none'}")
+    if not builtin:
+        for key, value in sorted(report.output.items()):
+            shown = f"{type(value).__name__}, {value.sum()}" if hasattr(value, "axes") else value
+            print(f"  {key}: {shown}")
+        return
     for line in get_analysis(report.analysis).headline(report.summary) if report.summary else []:
         print(f"  {line}")
 
@@ -178,12 +203,16 @@ def _analyze(args) -> int:
         chunk_size=args.chunk_size,
         skip_bad=args.skip_bad,
         harvest=harvest,
+        tree=args.tree,
         progress=not args.no_progress,
+        columns=args.columns.split(",") if args.columns else None,
+        schema=args.schema,
     )
+    builtin = args.analysis in ANALYSES
     if args.json:
         print(json.dumps(report.to_dict(), indent=1, default=str))
     else:
-        _print_summary(report)
+        _print_summary(report, builtin)
     if args.report:
         report.save(args.report)
     if args.gather:
@@ -191,7 +220,11 @@ def _analyze(args) -> int:
             raise ValueError("--gather needs --harvest")
         print(f"gathered {gather(report.harvest_manifest, args.gather)}")
     if args.plots and report.output:
-        for path in get_analysis(args.analysis).plot(report.output, report.summary, args.plots):
+        if builtin:
+            paths = get_analysis(args.analysis).plot(report.output, report.summary, args.plots)
+        else:
+            paths = simple_histograms(report.output, {}, args.plots, prefix=report.analysis)
+        for path in paths:
             print(f"plot: {path}")
     return 0 if report.complete else 3
 

@@ -16,19 +16,35 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from distributed import Client, as_completed
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
-from analysis_kernels.analyses import get_analysis, merge
+from analysis_kernels.analyses import ANALYSES, get_analysis, merge
 from analysis_kernels.executor.backends import open_backend
 from analysis_kernels.executor.chunks import Chunk, expand_inputs, plan
 from analysis_kernels.executor.harvest import HarvestSpec, gather
 from analysis_kernels.executor.report import Report
 from analysis_kernels.executor.task import ChunkOutcome, process_chunk
+from analysis_kernels.executor.user import (
+    AnalysisCodeError,
+    UserAnalysis,
+    load_analysis,
+    summarize,
+    user_analysis,
+)
 from analysis_kernels.schema import TREE
 
 DEFAULT_CHUNK_SIZE = 100_000
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "HarvestSpec", "Report", "gather", "run"]
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "AnalysisCodeError",
+    "HarvestSpec",
+    "Report",
+    "UserAnalysis",
+    "gather",
+    "run",
+    "user_analysis",
+]
 
 
 def _serial(chunks: list[Chunk], task: dict) -> Iterator[ChunkOutcome]:
@@ -53,7 +69,7 @@ def _distributed(client: Client, chunks: list[Chunk], task: dict) -> Iterator[Ch
             chunk=chunk,
             **task,
             **placement(chunk),
-            key=f"{task['analysis_name']}-chunk-{chunk.index}-{id(chunks):x}",
+            key=f"{_name(task['analysis'])}-chunk-{chunk.index}-{id(chunks):x}",
         )
         for chunk in chunks
     ]
@@ -63,6 +79,37 @@ def _distributed(client: Client, chunks: list[Chunk], task: dict) -> Iterator[Ch
             future.release()
     finally:
         client.cancel(futures)
+
+
+def _name(analysis: str | UserAnalysis) -> str:
+    return analysis.name if isinstance(analysis, UserAnalysis) else analysis
+
+
+def resolve(
+    analysis, columns=None, schema: str | None = None, params: Mapping[str, Any] | None = None
+) -> tuple[str | UserAnalysis, dict[str, Any], Any]:
+    """The analysis as workers get it, its parameters, and what summarizes its merged output.
+
+    A registered name, ``file.py:NAME`` or ``module:NAME``, a function of the events, an
+    object with ``process`` (a coffea processor included), or a :class:`UserAnalysis`.
+    """
+    if isinstance(analysis, str) and analysis in ANALYSES:
+        if columns or schema:
+            raise ValueError(f"analysis {analysis!r} declares its own columns and schema")
+        spec = get_analysis(analysis)
+        return analysis, spec.params(params), spec.summarize
+    if isinstance(analysis, str):
+        if ":" not in analysis:
+            raise ValueError(
+                f"unknown analysis {analysis!r}; choose one of {', '.join(ANALYSES)}, "
+                "name your own as path/to/file.py:NAME or module:NAME, "
+                "or pass a function or processor"
+            )
+        analysis = load_analysis(analysis)
+    if not isinstance(analysis, UserAnalysis):
+        analysis = user_analysis(analysis, columns, schema or "flat")
+    code = analysis.load()
+    return analysis, dict(params or {}), lambda output, _params: summarize(code, output)
 
 
 class _OrderedMerge:
@@ -83,7 +130,7 @@ class _OrderedMerge:
 
 
 def run(
-    analysis: str,
+    analysis: Any,
     inputs: str | Iterable[str],
     executor: str | Client = "serial",
     params: Mapping[str, Any] | None = None,
@@ -93,18 +140,23 @@ def run(
     tree: str = TREE,
     progress: bool = False,
     cache: bool = False,
+    columns: Iterable[str] | None = None,
+    schema: str | None = None,
 ) -> Report:
     """Run ``analysis`` over ``inputs`` on ``executor`` and return the :class:`Report`.
 
-    With ``cache``, each worker keeps the columns it read, so that a re-run (say, after
-    changing a cut) on the same cluster reads nothing from storage.
+    ``analysis`` is a registered name or the user's own code (see :func:`resolve`); for the
+    latter, ``columns`` declares what it reads (otherwise it is read lazily, only the columns
+    it touches) and ``schema="nanoaod"`` gives it coffea NanoEvents. With ``cache``, each
+    worker keeps the columns it read, so that a re-run (say, after changing a cut) on the same
+    cluster reads nothing from storage.
     """
-    spec = get_analysis(analysis)
-    params = spec.params(params)
+    analysis, params, summarizer = resolve(analysis, columns, schema, params)
+    name = _name(analysis)
     started = time.perf_counter()
     chunks, entries, unreadable = plan(expand_inputs(inputs), chunk_size, tree, skip_bad)
     task = {
-        "analysis_name": analysis,
+        "analysis": analysis,
         "params": params,
         "skip_bad": skip_bad,
         "harvest": harvest,
@@ -113,10 +165,10 @@ def run(
     }
     merged = _OrderedMerge()
     per_file = {f: {"total": n, "processed": 0} for f, n in entries.items()}
-    failed, manifest = [], []
+    failed, manifest, columns_read = [], [], set()
     cpu = bytes_read = 0
     bar = tqdm(
-        total=sum(entries.values()), unit="ev", unit_scale=True, desc=analysis, disable=not progress
+        total=sum(entries.values()), unit="ev", unit_scale=True, desc=name, disable=not progress
     )
     with open_backend(executor) as client:
         outcomes = _serial(chunks, task) if client is None else _distributed(client, chunks, task)
@@ -126,6 +178,7 @@ def run(
                 per_file[chunk.file]["processed"] += chunk.events
                 cpu += outcome.cpu_time
                 bytes_read += outcome.bytes_read
+                columns_read |= outcome.columns
                 if outcome.harvested:
                     manifest.append(outcome.harvested)
             else:
@@ -144,7 +197,7 @@ def run(
     output = merged.output
     processed = sum(f["processed"] for f in per_file.values())
     return Report(
-        analysis=analysis,
+        analysis=name,
         executor=executor if isinstance(executor, str) else f"client:{executor.scheduler.address}",
         params=params,
         output=output,
@@ -158,4 +211,6 @@ def run(
         bytes_read=bytes_read,
         chunks=len(chunks),
         harvest_manifest=manifest if harvest else None,
+        columns_read=sorted(columns_read),
+        summarize=summarizer,
     )

@@ -5,11 +5,10 @@ from __future__ import annotations
 import functools
 import json
 import pickle
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-
-from analysis_kernels.analyses import get_analysis
 
 
 @dataclass
@@ -28,14 +27,16 @@ class Report:
     bytes_read: int = 0
     chunks: int = 0
     harvest_manifest: list[dict] | None = None
+    columns_read: list[str] = field(default_factory=list)
+    summarize: Callable[[dict, dict], Any] | None = field(default=None, repr=False)
 
     @functools.cached_property
     def summary(self) -> dict[str, Any]:
-        """The analysis' own summary (fits, efficiencies), computed when first asked for."""
-        if not self.output:
+        """The analysis' own summary (fits, efficiencies; a user's ``postprocess``), computed
+        when first asked for."""
+        if not self.output or self.summarize is None:
             return {}
-        analysis = get_analysis(self.analysis)
-        return analysis.summarize(self.output, self.params)
+        return self.summarize(self.output, self.params)
 
     @property
     def events_failed(self) -> int:
@@ -48,8 +49,8 @@ class Report:
 
     def to_dict(self) -> dict:
         """Everything but the histograms, as JSON-ready data."""
-        data = asdict(self)
-        data.pop("output")
+        skip = ("output", "summarize")
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
         data["summary"] = self.summary
         data["events_failed"] = self.events_failed
         return data

@@ -10,9 +10,10 @@ from typing import Any
 from analysis_kernels.analyses import get_analysis
 from analysis_kernels.errors import InputError
 from analysis_kernels.executor import cache as column_cache
+from analysis_kernels.executor import lazy, user
 from analysis_kernels.executor.chunks import Chunk
 from analysis_kernels.executor.harvest import HarvestSpec, write_snapshot
-from analysis_kernels.schema import TREE, read_chunk
+from analysis_kernels.schema import TREE, open_tree, read_chunk
 
 
 @dataclass
@@ -23,11 +24,12 @@ class ChunkOutcome:
     cpu_time: float = 0.0
     harvested: dict | None = None
     error: str | None = None
+    columns: frozenset[str] = frozenset()
     details: dict = field(default_factory=dict)
 
 
 def process_chunk(
-    analysis_name: str,
+    analysis: str | user.UserAnalysis,
     chunk: Chunk,
     params: dict,
     skip_bad: bool = False,
@@ -39,7 +41,9 @@ def process_chunk(
 
     Errors in the analysis code itself always raise: skipping is for bad data, not bugs.
     """
-    analysis = get_analysis(analysis_name)
+    if isinstance(analysis, user.UserAnalysis):
+        return _process_user(analysis, chunk, params, skip_bad, harvest, tree, cache)
+    analysis_name, analysis = analysis, get_analysis(analysis)
     branches = analysis.branches_for(params)
     start = time.thread_time()
     key = (
@@ -63,4 +67,89 @@ def process_chunk(
             column_cache.put(key, events)
     output, snapshot = analysis.process(events, **params)
     harvested = write_snapshot(harvest, analysis_name, chunk, snapshot) if harvest else None
-    return ChunkOutcome(chunk, output, bytes_read, time.thread_time() - start, harvested)
+    return ChunkOutcome(
+        chunk,
+        output,
+        bytes_read,
+        time.thread_time() - start,
+        harvested,
+        columns=frozenset(branches),
+    )
+
+
+def _bad_input(chunk: Chunk, err: InputError, skip_bad: bool) -> ChunkOutcome:
+    if not skip_bad:
+        raise err
+    return ChunkOutcome(chunk, error=str(err), details={"traceback": traceback.format_exc(limit=3)})
+
+
+def _declared(columns, source, chunk: Chunk, cache: bool) -> tuple:
+    """Declared columns, from the worker's cache or from storage: events and bytes read."""
+    key = column_cache.key(chunk.file, chunk.entry_start, chunk.entry_stop, columns)
+    events = column_cache.get(key) if cache else None
+    if events is not None:
+        return events, 0
+    span = (chunk.entry_start, chunk.entry_stop)
+    events = lazy.read_columns(source, chunk.file, columns, *span)
+    if cache:
+        column_cache.put(key, events)
+    return events, lazy.storage_bytes(source, columns, *span)
+
+
+def _process_user(
+    analysis: user.UserAnalysis,
+    chunk: Chunk,
+    params: dict,
+    skip_bad: bool,
+    harvest: HarvestSpec | None,
+    tree: str,
+    cache: bool,
+) -> ChunkOutcome:
+    """A user's analysis on one chunk: declared columns read up front, or lazily what it touches.
+
+    When the code raises, the columns it read are read again at once: a damaged basket is then
+    bad input (named, skippable); otherwise the error is the code's, sent back whole.
+    """
+    start = time.thread_time()
+    code = analysis.load()
+    span = (chunk.entry_start, chunk.entry_stop)
+    reader = log = None
+    try:
+        source = open_tree(chunk.file, tree)
+        if analysis.schema == "nanoaod":
+            log = []
+            events = lazy.nanoevents(chunk.file, tree, *span, log)
+        elif analysis.columns:
+            events, bytes_read = _declared(analysis.columns, source, chunk, cache)
+        else:
+            reader = lazy.LazyChunk(source, chunk.file, *span, cache)
+            events = reader.events
+    except InputError as err:
+        return _bad_input(chunk, err, skip_bad)
+
+    def read() -> set[str]:
+        if reader is not None:
+            return reader.read
+        return lazy.logged_names(log) if log is not None else set()
+
+    try:
+        output, selected = user.call(code, events, params)
+    except Exception as err:
+        try:
+            lazy.read_columns(source, chunk.file, sorted(read()), *span)
+        except InputError as bad:
+            return _bad_input(chunk, bad, skip_bad)
+        raise user.code_error(analysis.name, chunk, err) from None
+    if reader is not None:
+        bytes_read, columns = lazy.storage_bytes(source, read(), *span), reader.touched
+        if cache:
+            reader.keep()
+    elif log is not None:
+        bytes_read, columns = lazy.storage_bytes(source, read(), *span), read()
+    else:
+        columns = set(analysis.columns)
+    harvested = None
+    if harvest and selected is not None:
+        harvested = write_snapshot(harvest, analysis.name, chunk, selected)
+    cpu = time.thread_time() - start
+    return ChunkOutcome(chunk, output, bytes_read, cpu, harvested, columns=frozenset(columns))
