@@ -1,4 +1,4 @@
-"""Jagged columns to regular numpy tables, fast: many selections are cheaper on a padded table."""
+"""Jagged columns as numpy buffers: padded tables, or offsets and values for compiled kernels."""
 
 from __future__ import annotations
 
@@ -16,3 +16,24 @@ def padded(jagged: ak.Array, width: int, fill, dtype=None) -> np.ndarray:
     keep = local < width
     out[event[keep], local[keep]] = flat[keep]
     return out
+
+
+def jagged(array: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets and flat values of a one-level jagged array, for compiled kernels.
+
+    Offsets start at 0, so columns of one collection share them and index alike. Read
+    columns are a ListOffsetArray over a NumpyArray: their buffers come back without a copy.
+    Anything else (a sliced or masked array) is flattened first.
+    """
+    layout = ak.to_layout(array)
+    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(
+        layout.content, ak.contents.NumpyArray
+    ):
+        offsets, values = np.asarray(layout.offsets.data), np.asarray(layout.content.data)
+        if offsets[0] == 0:
+            return offsets, values
+        return offsets - offsets[0], values[offsets[0] : offsets[-1]]
+    counts = ak.to_numpy(ak.num(array, axis=1))
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return offsets, ak.to_numpy(ak.flatten(array, axis=1))

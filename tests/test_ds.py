@@ -6,7 +6,7 @@ import awkward as ak
 import numpy as np
 
 from analysis_kernels import run
-from analysis_kernels.analyses.ds_phipi import match, select
+from analysis_kernels.analyses.ds_phipi import select
 from analysis_kernels.generate import load_truth
 
 
@@ -36,27 +36,40 @@ def _event(**overrides):
     )
 
 
-def test_match_finds_objects_by_exact_pt():
-    idx, found = match(ak.Array([[7.5, 1.0]]), ak.Array([[5.5, 6.5, 7.5]]))
-    assert idx.tolist() == [[2, 0]]
-    assert found.tolist() == [[True, False]]
+def _passed_and_best(event):
+    """Pass flags of the candidates and the best one's index (None if none passed)."""
+    passed, best, _, cutflow = select(event)
+    return passed.tolist(), (int(best[0]) if best[0] >= 0 else None), cutflow
+
+
+def test_candidates_find_their_objects_by_exact_pt():
+    # Candidate 0's first muon has a pT found in no muon of the event: it fails.
+    passed, best, _ = _passed_and_best(_event(Mu01_Pt=[5.25, 7.5]))
+    assert passed == [False, True] and best == 1
+    # The pT of candidate 1's track matches the second track, which fails |dz| < 20 cm.
+    passed, best, _ = _passed_and_best(_event(Track_dz=[0.1, 25.0]))
+    assert passed == [True, False] and best == 0
 
 
 def test_best_candidate_is_the_lowest_chi2_that_passes():
-    passed, best, has_best, _ = select(_event())
-    assert (
-        passed.tolist() == [[True, True]] and best.tolist() == [[1]] and has_best.tolist() == [True]
-    )
+    passed, best, cutflow = _passed_and_best(_event())
+    assert passed == [True, True] and best == 1
+    assert cutflow == {"events": 1, "kinematic": 1, "muon_id_track_ip": 1}
     # The muon of candidate 1 is not PF: candidate 0 becomes the best.
-    passed, best, _, _ = select(_event(Muon_isPF=[True, True, False]))
-    assert passed.tolist() == [[True, False]] and best.tolist() == [[0]]
+    passed, best, _ = _passed_and_best(_event(Muon_isPF=[True, True, False]))
+    assert passed == [True, False] and best == 0
     # Track of candidate 0 fails |dxy| < 0.3 cm, candidate 1 fails the PV track count.
-    passed, _, has_best, cutflow = select(_event(Track_dxy=[-0.5, 0.0], RefittedPV2_NTracks=[5, 1]))
-    assert passed.tolist() == [[False, False]] and has_best.tolist() == [False]
+    passed, best, cutflow = _passed_and_best(
+        _event(Track_dxy=[-0.5, 0.0], RefittedPV2_NTracks=[5, 1])
+    )
+    assert passed == [False, False] and best is None
     assert cutflow == {"events": 1, "kinematic": 1, "muon_id_track_ip": 0}
-    # Outside the 1.62-2.02 GeV window.
-    passed, *_ = select(_event(Triplet2_Mass=[2.03, 1.60]))
-    assert passed.tolist() == [[False, False]]
+    # Outside the 1.62-2.02 GeV window; the lower edge itself (float32 1.62) is outside.
+    passed, _, cutflow = _passed_and_best(_event(Triplet2_Mass=[2.03, 1.62]))
+    assert passed == [False, False] and cutflow["kinematic"] == 0
+    # Equal chi2: the first passing candidate.
+    _, best, _ = _passed_and_best(_event(TripletVtx2_Chi2=[2.0, 2.0]))
+    assert best == 0
 
 
 def test_fit_recovers_the_generated_yields(datasets):

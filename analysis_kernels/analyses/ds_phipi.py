@@ -3,7 +3,8 @@
 Selections, in the seed's order: candidate mass in (1.62, 2.02) GeV, more than one track
 from the refitted PV, flight-distance significance above 2; the candidate's muons and track
 found in ``Muon_``/``Track_`` by their pT, muons global and PF, track |dz| < 20 cm and
-|dxy| < 0.3 cm; the best passing candidate by vertex chi2; its mass in 62 bins from 1.70 to
+|dxy| < 0.3 cm; the best passing candidate by vertex chi2 (all in one compiled pass,
+:mod:`analysis_kernels.kernels.ds`); its mass in 62 bins from 1.70 to
 2.05 GeV, fitted for the D+ and Ds peaks over a falling background.
 """
 
@@ -16,8 +17,9 @@ import hist
 import numpy as np
 
 from analysis_kernels.analyses.base import Analysis, ChunkResult, Output
-from analysis_kernels.columns import padded
+from analysis_kernels.columns import jagged
 from analysis_kernels.fit import fit_ds_dplus
+from analysis_kernels.kernels.ds import best_candidates
 
 F32, I32, B = "var * float32", "var * int32", "var * bool"
 BRANCHES = {
@@ -38,66 +40,77 @@ BRANCHES = {
     "Track_dxy": F32,
 }
 TRUTH_BRANCHES = {"Triplet2_genFlav": I32}
+# Per-candidate inputs of the kernel, in its argument order after the mass.
+CANDIDATE_BRANCHES = [
+    "RefittedPV2_NTracks",
+    "FlightDistBS_SV_Significance",
+    "TripletVtx2_Chi2",
+    "Mu01_Pt",
+    "Mu02_Pt",
+    "Tr_Pt",
+]
 MASS_WINDOW = (1.62, 2.02)  # GeV, the seed's candidate mass selection
 MASS_AXIS = hist.axis.Regular(62, 1.70, 2.05, name="mass", label=r"$m(\mu\mu\pi)$ [GeV]")
 FLAVOURS = {0: "combinatorial", 411: "Dplus", 431: "Ds"}
 
 
-def match(candidate_pt: ak.Array, collection_pt: ak.Array) -> tuple[ak.Array, ak.Array]:
-    """Index of each candidate's object in a collection, found by exact pT, and whether found.
-
-    Compares each candidate with its event's objects in a padded (candidates x objects) table.
-    """
-    counts = ak.num(candidate_pt)
-    width = max(1, int(ak.max(ak.num(collection_pt), initial=0)))
-    table = padded(collection_pt, width, np.nan)
-    event = np.repeat(np.arange(len(counts)), ak.to_numpy(counts))
-    same = table[event] == ak.to_numpy(ak.flatten(candidate_pt))[:, None]
-    return ak.unflatten(np.argmax(same, axis=1), counts), ak.unflatten(same.any(axis=1), counts)
-
-
 def select(
     events: ak.Array, fd_significance_min: float = 2.0
-) -> tuple[ak.Array, ak.Array, ak.Array, dict]:
-    """Per-candidate pass flags, the best candidate's index per event, and the cut flow."""
-    kinematic = (
-        (events.Triplet2_Mass > MASS_WINDOW[0])
-        & (events.Triplet2_Mass < MASS_WINDOW[1])
-        & (events.RefittedPV2_NTracks > 1)
-        & (events.FlightDistBS_SV_Significance > fd_significance_min)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Per-candidate pass flags (flat), the best passing candidate of each event (flat index,
+    -1 if none), the candidates' offsets, and the cut flow.
+
+    Thresholds are float32, as the stored values: the comparisons are those of the columnar
+    code this replaced (numpy compares a float32 array with a Python float in float32).
+    """
+    offsets, mass = jagged(events.Triplet2_Mass)
+    candidate = {b: jagged(events[b])[1] for b in CANDIDATE_BRANCHES}
+    muon_offsets, muon_pt = jagged(events.Muon_pt)
+    muon_good = jagged(events.Muon_isGlobal)[1] & jagged(events.Muon_isPF)[1]
+    track_offsets, track_pt = jagged(events.Track_pt)
+    track_good = (np.abs(jagged(events.Track_dz)[1]) < np.float32(20)) & (
+        np.abs(jagged(events.Track_dxy)[1]) < np.float32(0.3)
     )
-    good_muon = events.Muon_isGlobal & events.Muon_isPF
-    good_track = (abs(events.Track_dz) < 20) & (abs(events.Track_dxy) < 0.3)
-    i1, f1 = match(events.Mu01_Pt, events.Muon_pt)
-    i2, f2 = match(events.Mu02_Pt, events.Muon_pt)
-    it, ft = match(events.Tr_Pt, events.Track_pt)
-    quality = f1 & f2 & ft & good_muon[i1] & good_muon[i2] & good_track[it]
-    passed = kinematic & quality
-    chi2 = ak.where(passed, events.TripletVtx2_Chi2, np.inf)
-    best = ak.argmin(chi2, axis=1, keepdims=True)
-    has_best = ak.any(passed, axis=1)
+    passed, best, kinematic = best_candidates(
+        offsets,
+        mass,
+        *candidate.values(),
+        muon_offsets,
+        muon_pt,
+        muon_good,
+        track_offsets,
+        track_pt,
+        track_good,
+        *np.asarray([*MASS_WINDOW, fd_significance_min], dtype=np.float32),
+    )
     cutflow = {
         "events": len(events),
-        "kinematic": int(ak.sum(ak.any(kinematic, axis=1))),
-        "muon_id_track_ip": int(ak.sum(has_best)),
+        "kinematic": int(kinematic.sum()),
+        "muon_id_track_ip": int((best >= 0).sum()),
     }
-    return passed, best, has_best, cutflow
+    return passed, best, offsets, cutflow
 
 
 def process(
     events: ak.Array, mc_truth: bool = False, fd_significance_min: float = 2.0
 ) -> ChunkResult:
-    _, best, has_best, cutflow = select(events, fd_significance_min)
-    chosen = events[has_best]
-    best = best[has_best]
-    mass = ak.drop_none(ak.flatten(chosen.Triplet2_Mass[best]))
+    _, best, _, cutflow = select(events, fd_significance_min)
+    has_best = best >= 0
+    chosen = best[has_best]
+    mass = jagged(events.Triplet2_Mass)[1][chosen]
     out: Output = {"mass": hist.Hist(MASS_AXIS).fill(mass), "cutflow": cutflow}
     if mc_truth:
-        flav = ak.drop_none(ak.flatten(chosen.Triplet2_genFlav[best]))
+        flav = jagged(events.Triplet2_genFlav)[1][chosen]
         out["mass_by_truth"] = hist.Hist(
             MASS_AXIS, hist.axis.IntCategory(list(FLAVOURS), name="flavour")
         ).fill(mass, flav)
-    snapshot = ak.zip({"run": chosen.run, "event": chosen.event, "BestTriplet_mass": mass})
+    snapshot = ak.zip(
+        {
+            "run": ak.to_numpy(events.run)[has_best],
+            "event": ak.to_numpy(events.event)[has_best],
+            "BestTriplet_mass": mass,
+        }
+    )
     return out, snapshot
 
 
