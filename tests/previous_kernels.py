@@ -10,9 +10,18 @@ import awkward as ak
 import hist
 import numpy as np
 
+from analysis_kernels.analyses.adl import AXES
 from analysis_kernels.analyses.base import ChunkResult, Output
 from analysis_kernels.analyses.ds_phipi import FLAVOURS, MASS_AXIS, MASS_WINDOW
 from analysis_kernels.columns import padded
+from analysis_kernels.kinematics import delta_phi, delta_r, four_vector, invariant_mass, system_mass
+from analysis_kernels.schema import collection
+
+P4_FIELDS = ["pt", "eta", "phi", "mass"]
+
+
+def _h(axis: str) -> hist.Hist:
+    return hist.Hist(AXES[axis])
 
 
 def ds_match(candidate_pt: ak.Array, collection_pt: ak.Array) -> tuple[ak.Array, ak.Array]:
@@ -71,3 +80,64 @@ def ds_process(
         ).fill(mass, flav)
     snapshot = ak.zip({"run": chosen.run, "event": chosen.event, "BestTriplet_mass": mass})
     return out, snapshot
+
+
+def adl_q5(ev: ak.Array) -> ChunkResult:
+    mu = collection(ev, "Muon", [*P4_FIELDS, "charge"])
+    a, b = ak.unzip(ak.combinations(mu, 2))
+    m = invariant_mass(a.pt, a.eta, a.phi, a.mass, b.pt, b.eta, b.phi, b.mass)
+    good = ak.any((a.charge != b.charge) & (m > 60) & (m < 120), axis=1)
+    return {"met": _h("met").fill(ev.MET_pt[good])}, None
+
+
+def adl_q6(ev: ak.Array) -> ChunkResult:
+    jets = collection(ev, "Jet", [*P4_FIELDS, "btag"])
+    jets = jets[ak.num(jets) >= 3]
+    j1, j2, j3 = ak.unzip(ak.combinations(jets, 3))
+    p1, p2, p3 = (four_vector(j.pt, j.eta, j.phi, j.mass) for j in (j1, j2, j3))
+    best = ak.argmin(abs(system_mass(p1, p2, p3) - 172.5), axis=1, keepdims=True)
+    px, py = p1[0] + p2[0] + p3[0], p1[1] + p2[1] + p3[1]
+    pt = ak.flatten(np.hypot(px, py)[best])
+    btag = ak.flatten(np.maximum(np.maximum(j1.btag, j2.btag), j3.btag)[best])
+    return {"trijet_pt": _h("trijet_pt").fill(pt), "trijet_btag": _h("btag").fill(btag)}, None
+
+
+def _leptons(ev: ak.Array) -> ak.Array:
+    """Muons and electrons in one collection, with their flavour (13 or 11)."""
+    parts = []
+    for name, flavour in (("Muon", 13), ("Electron", 11)):
+        leptons = collection(ev, name, [*P4_FIELDS, "charge"])
+        parts.append(
+            ak.with_field(
+                leptons, ak.values_astype(leptons.charge * 0 + flavour, np.int32), "flavour"
+            )
+        )
+    return ak.concatenate(parts, axis=1)
+
+
+def adl_q7(ev: ak.Array) -> ChunkResult:
+    leptons = _leptons(ev)
+    leptons = leptons[leptons.pt > 10]
+    jets = collection(ev, "Jet", ["pt", "eta", "phi"])
+    jets = jets[jets.pt > 30]
+    j, lep = ak.unzip(ak.cartesian([jets, leptons], nested=True))
+    isolated = ~ak.any(delta_r(j.eta, j.phi, lep.eta, lep.phi) < 0.4, axis=2)
+    return {"ht": _h("ht").fill(ak.sum(jets.pt[isolated], axis=1))}, None
+
+
+def adl_q8(ev: ak.Array) -> ChunkResult:
+    leptons = _leptons(ev)
+    leptons = ak.zip({**{f: leptons[f] for f in leptons.fields}, "idx": ak.local_index(leptons)})
+    ev, leptons = ev[ak.num(leptons) >= 3], leptons[ak.num(leptons) >= 3]
+    a, b = ak.unzip(ak.combinations(leptons, 2))
+    sfos = (a.flavour == b.flavour) & (a.charge != b.charge)
+    m = invariant_mass(a.pt, a.eta, a.phi, a.mass, b.pt, b.eta, b.phi, b.mass)
+    distance = ak.where(sfos, abs(m - 91.2), np.inf)
+    has_pair = ak.any(sfos, axis=1)
+    best = ak.argmin(distance, axis=1, keepdims=True)
+    ia, ib = ak.flatten(a.idx[best]), ak.flatten(b.idx[best])
+    others = leptons[(leptons.idx != ia) & (leptons.idx != ib)]
+    lead = ak.flatten(others[ak.argmax(others.pt, axis=1, keepdims=True)])
+    met, lead = ev[has_pair], lead[has_pair]
+    mt = np.sqrt(2 * lead.pt * met.MET_pt * (1 - np.cos(delta_phi(lead.phi, met.MET_phi))))
+    return {"mt": _h("mt").fill(mt)}, None

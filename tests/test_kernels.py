@@ -9,6 +9,7 @@ import pytest
 import tests.previous_kernels as previous
 from analysis_kernels import get_analysis
 from analysis_kernels.executor.chunks import expand_inputs, plan
+from analysis_kernels.generate import DatasetSpec, generate_dataset
 from analysis_kernels.schema import read_chunk
 
 
@@ -42,3 +43,20 @@ def test_ds_kernel_equals_the_columnar_selection(datasets, mc_truth):
             )
             assert_same_output(ours, theirs)
             assert ak.to_list(snap) == ak.to_list(their_snap)
+
+
+@pytest.fixture(scope="module")
+def adl_files(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("adl")
+    generate_dataset(
+        DatasetSpec("adl", files=1, events_per_file=100_000, seed=11), directory, progress=False
+    )
+    return directory
+
+
+@pytest.mark.parametrize("query", ["q5", "q6", "q7", "q8"])
+def test_adl_kernels_equal_the_columnar_queries(adl_files, query):
+    ours, theirs = get_analysis(f"adl_{query}").process, getattr(previous, f"adl_{query}")
+    for events in chunks(adl_files, f"adl_{query}", size=50_000):
+        for part in (events, events[123:45_678]):
+            assert_same_output(ours(part)[0], theirs(part)[0])

@@ -1,4 +1,4 @@
-"""The IRIS-HEP ADL benchmark queries Q1-Q8 (iris-hep/adl-benchmarks-index), as columnar code.
+"""The IRIS-HEP ADL benchmark queries Q1-Q8 (iris-hep/adl-benchmarks-index), over columns.
 
 Q1 MET of all events. Q2 pT of all jets. Q3 pT of jets with |eta| < 1. Q4 MET of events with
 at least two jets above 40 GeV. Q5 MET of events with an opposite-charge muon pair of mass
@@ -6,7 +6,8 @@ at least two jets above 40 GeV. Q5 MET of events with an opposite-charge muon pa
 172.5 GeV and the largest b-tag among its jets. Q7 scalar sum of the pT of jets above 30 GeV
 that are not within Delta R 0.4 of any lepton above 10 GeV. Q8 in events with at least three
 leptons and a same-flavour opposite-charge pair, the transverse mass of MET and the leading
-lepton outside the pair closest to the Z mass.
+lepton outside the pair closest to the Z mass. The pair and triplet searches of Q5-Q8 run as
+compiled loops (:mod:`analysis_kernels.kernels.combinatorics`).
 """
 
 from __future__ import annotations
@@ -18,15 +19,20 @@ import hist
 import numpy as np
 
 from analysis_kernels.analyses.base import Analysis, ChunkResult, Output
-from analysis_kernels.kinematics import delta_phi, delta_r, four_vector, invariant_mass, system_mass
-from analysis_kernels.schema import collection
+from analysis_kernels.columns import jagged
+from analysis_kernels.kernels.combinatorics import (
+    isolated_jet_sum,
+    lead_outside_z_pair,
+    opposite_pair_in_window,
+    trijet_closest_to,
+)
+from analysis_kernels.kinematics import delta_phi, four_vector
 
 F32, I32 = "var * float32", "var * int32"
 JET = {f"Jet_{f}": F32 for f in ("pt", "eta", "phi", "mass")}
 MUON = {f"Muon_{f}": F32 for f in ("pt", "eta", "phi", "mass")} | {"Muon_charge": I32}
 ELECTRON = {f"Electron_{f}": F32 for f in ("pt", "eta", "phi", "mass")} | {"Electron_charge": I32}
 MET = {"MET_pt": "float32"}
-P4_FIELDS = ["pt", "eta", "phi", "mass"]
 
 AXES = {
     "met": hist.axis.Regular(100, 0, 200, name="met", label=r"$E_T^{miss}$ [GeV]"),
@@ -58,64 +64,69 @@ def q4(ev: ak.Array) -> ChunkResult:
     return {"met": _h("met").fill(ev.MET_pt[ak.sum(ev.Jet_pt > 40, axis=1) >= 2])}, None
 
 
+def _p4(ev: ak.Array, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets and the (4, n) float32 px, py, pz, E of a collection, one entry per object."""
+    offsets, pt = jagged(ev[f"{name}_pt"])
+    eta, phi, mass = (jagged(ev[f"{name}_{f}"])[1] for f in ("eta", "phi", "mass"))
+    return offsets, np.stack(four_vector(pt, eta, phi, mass))
+
+
+def _flat(ev: ak.Array, name: str, fields: list[str]) -> tuple[np.ndarray, ...]:
+    """Offsets and the flat values of some fields of a collection."""
+    offsets, first = jagged(ev[f"{name}_{fields[0]}"])
+    return offsets, first, *(jagged(ev[f"{name}_{f}"])[1] for f in fields[1:])
+
+
 def q5(ev: ak.Array) -> ChunkResult:
-    mu = collection(ev, "Muon", [*P4_FIELDS, "charge"])
-    a, b = ak.unzip(ak.combinations(mu, 2))
-    m = invariant_mass(a.pt, a.eta, a.phi, a.mass, b.pt, b.eta, b.phi, b.mass)
-    good = ak.any((a.charge != b.charge) & (m > 60) & (m < 120), axis=1)
-    return {"met": _h("met").fill(ev.MET_pt[good])}, None
+    offsets, p = _p4(ev, "Muon")
+    charge = jagged(ev.Muon_charge)[1]
+    good = opposite_pair_in_window(offsets, *p, charge, np.float32(60), np.float32(120))
+    return {"met": _h("met").fill(ak.to_numpy(ev.MET_pt)[good])}, None
 
 
 def q6(ev: ak.Array) -> ChunkResult:
-    jets = collection(ev, "Jet", [*P4_FIELDS, "btag"])
-    jets = jets[ak.num(jets) >= 3]
-    j1, j2, j3 = ak.unzip(ak.combinations(jets, 3))
-    p1, p2, p3 = (four_vector(j.pt, j.eta, j.phi, j.mass) for j in (j1, j2, j3))
-    best = ak.argmin(abs(system_mass(p1, p2, p3) - 172.5), axis=1, keepdims=True)
-    px, py = p1[0] + p2[0] + p3[0], p1[1] + p2[1] + p3[1]
-    pt = ak.flatten(np.hypot(px, py)[best])
-    btag = ak.flatten(np.maximum(np.maximum(j1.btag, j2.btag), j3.btag)[best])
-    return {"trijet_pt": _h("trijet_pt").fill(pt), "trijet_btag": _h("btag").fill(btag)}, None
-
-
-def _leptons(ev: ak.Array) -> ak.Array:
-    """Muons and electrons in one collection, with their flavour (13 or 11)."""
-    parts = []
-    for name, flavour in (("Muon", 13), ("Electron", 11)):
-        leptons = collection(ev, name, [*P4_FIELDS, "charge"])
-        parts.append(
-            ak.with_field(
-                leptons, ak.values_astype(leptons.charge * 0 + flavour, np.int32), "flavour"
-            )
-        )
-    return ak.concatenate(parts, axis=1)
+    offsets, p = _p4(ev, "Jet")
+    sel, px, py, btag = trijet_closest_to(offsets, *p, jagged(ev.Jet_btag)[1], np.float32(172.5))
+    pt = np.hypot(px[sel], py[sel])
+    return {"trijet_pt": _h("trijet_pt").fill(pt), "trijet_btag": _h("btag").fill(btag[sel])}, None
 
 
 def q7(ev: ak.Array) -> ChunkResult:
-    leptons = _leptons(ev)
-    leptons = leptons[leptons.pt > 10]
-    jets = collection(ev, "Jet", ["pt", "eta", "phi"])
-    jets = jets[jets.pt > 30]
-    j, lep = ak.unzip(ak.cartesian([jets, leptons], nested=True))
-    isolated = ~ak.any(delta_r(j.eta, j.phi, lep.eta, lep.phi) < 0.4, axis=2)
-    return {"ht": _h("ht").fill(ak.sum(jets.pt[isolated], axis=1))}, None
+    fields = ["pt", "eta", "phi"]
+    ht = isolated_jet_sum(
+        _flat(ev, "Jet", fields),
+        np.float32(30),
+        _flat(ev, "Muon", fields),
+        _flat(ev, "Electron", fields),
+        np.float32(10),
+        np.float32(0.4),
+    )
+    return {"ht": _h("ht").fill(ht)}, None
 
 
 def q8(ev: ak.Array) -> ChunkResult:
-    leptons = _leptons(ev)
-    leptons = ak.zip({**{f: leptons[f] for f in leptons.fields}, "idx": ak.local_index(leptons)})
-    ev, leptons = ev[ak.num(leptons) >= 3], leptons[ak.num(leptons) >= 3]
-    a, b = ak.unzip(ak.combinations(leptons, 2))
-    sfos = (a.flavour == b.flavour) & (a.charge != b.charge)
-    m = invariant_mass(a.pt, a.eta, a.phi, a.mass, b.pt, b.eta, b.phi, b.mass)
-    distance = ak.where(sfos, abs(m - 91.2), np.inf)
-    has_pair = ak.any(sfos, axis=1)
-    best = ak.argmin(distance, axis=1, keepdims=True)
-    ia, ib = ak.flatten(a.idx[best]), ak.flatten(b.idx[best])
-    others = leptons[(leptons.idx != ia) & (leptons.idx != ib)]
-    lead = ak.flatten(others[ak.argmax(others.pt, axis=1, keepdims=True)])
-    met, lead = ev[has_pair], lead[has_pair]
-    mt = np.sqrt(2 * lead.pt * met.MET_pt * (1 - np.cos(delta_phi(lead.phi, met.MET_phi))))
+    (mo, mu), (eo, el) = _p4(ev, "Muon"), _p4(ev, "Electron")
+    mu_pt, mu_phi, el_pt, el_phi = (
+        jagged(ev[b])[1] for b in ("Muon_pt", "Muon_phi", "Electron_pt", "Electron_phi")
+    )
+    is_muon, index = lead_outside_z_pair(
+        mo,
+        mu,
+        jagged(ev.Muon_charge)[1],
+        mu_pt,
+        eo,
+        el,
+        jagged(ev.Electron_charge)[1],
+        el_pt,
+        np.float32(91.2),
+    )
+    sel = index >= 0
+    is_muon, index = is_muon[sel], index[sel]
+    pt, phi = np.empty(len(index), np.float32), np.empty(len(index), np.float32)
+    pt[is_muon], phi[is_muon] = mu_pt[index[is_muon]], mu_phi[index[is_muon]]
+    pt[~is_muon], phi[~is_muon] = el_pt[index[~is_muon]], el_phi[index[~is_muon]]
+    met, met_phi = ak.to_numpy(ev.MET_pt)[sel], ak.to_numpy(ev.MET_phi)[sel]
+    mt = np.sqrt(2 * pt * met * (1 - np.cos(delta_phi(phi, met_phi))))
     return {"mt": _h("mt").fill(mt)}, None
 
 
