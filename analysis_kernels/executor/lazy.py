@@ -80,7 +80,7 @@ class LazyChunk:
     @property
     def read(self) -> set[str]:
         """Columns read from storage."""
-        return logged_names(self._log)
+        return logged_names(self._log, self.source)
 
     @property
     def touched(self) -> set[str]:
@@ -130,5 +130,16 @@ def nanoevents(path: str, tree: str, entry_start: int, entry_stop: int, log: lis
     ).events()
 
 
-def logged_names(log: list) -> set[str]:
-    return {getattr(a, "branch", None) or getattr(a, "field_name", None) or str(a) for a in log}
+def logged_names(log: list, source) -> set[str]:
+    """Top-level columns in an access log: TTree branches, or the RNTuple fields that hold the
+    columns read (a vector's values are a subfield ``_0`` of the vector field)."""
+    out = set()
+    for access in log:
+        if hasattr(access, "branch"):
+            out.add(access.branch)
+            continue
+        records, field = source.field_records, access.field_id
+        while records[field].parent_field_id != field:
+            field = records[field].parent_field_id
+        out.add(records[field].field_name)
+    return out

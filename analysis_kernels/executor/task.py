@@ -83,6 +83,16 @@ def _bad_input(chunk: Chunk, err: InputError, skip_bad: bool) -> ChunkOutcome:
     return ChunkOutcome(chunk, error=str(err), details={"traceback": traceback.format_exc(limit=3)})
 
 
+def _from_storage(err: BaseException) -> bool:
+    """Whether the error arose while uproot read or decoded data (a lazy column's first use)."""
+    tb = err.__traceback__
+    while tb is not None:
+        if "/uproot/" in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def _declared(columns, source, chunk: Chunk, cache: bool) -> tuple:
     """Declared columns, from the worker's cache or from storage: events and bytes read."""
     key = column_cache.key(chunk.file, chunk.entry_start, chunk.entry_stop, columns)
@@ -107,8 +117,9 @@ def _process_user(
 ) -> ChunkOutcome:
     """A user's analysis on one chunk: declared columns read up front, or lazily what it touches.
 
-    When the code raises, the columns it read are read again at once: a damaged basket is then
-    bad input (named, skippable); otherwise the error is the code's, sent back whole.
+    When the code raises, the columns it read (all of them, when the error came from reading)
+    are read again at once: a damaged basket is then bad input (named, skippable); otherwise
+    the error is the code's, sent back whole.
     """
     start = time.thread_time()
     code = analysis.load()
@@ -130,13 +141,14 @@ def _process_user(
     def read() -> set[str]:
         if reader is not None:
             return reader.read
-        return lazy.logged_names(log) if log is not None else set()
+        return lazy.logged_names(log, source) if log is not None else set()
 
     try:
         output, selected = user.call(code, events, params)
     except Exception as err:
+        suspects = lazy.names(source) if _from_storage(err) else sorted(read())
         try:
-            lazy.read_columns(source, chunk.file, sorted(read()), *span)
+            lazy.read_columns(source, chunk.file, suspects, *span)
         except InputError as bad:
             return _bad_input(chunk, bad, skip_bad)
         raise user.code_error(analysis.name, chunk, err) from None
