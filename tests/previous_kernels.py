@@ -13,6 +13,14 @@ import numpy as np
 from analysis_kernels.analyses.adl import AXES
 from analysis_kernels.analyses.base import ChunkResult, Output
 from analysis_kernels.analyses.ds_phipi import FLAVOURS, MASS_AXIS, MASS_WINDOW
+from analysis_kernels.analyses.dt_tnp import (
+    FIDUCIAL_MARGIN,
+    ISO_MUON_FILTER,
+    MATCH_WINDOW,
+    MUON_MASS,
+    Z_MASS,
+    _histograms,
+)
 from analysis_kernels.columns import padded
 from analysis_kernels.kinematics import delta_phi, delta_r, four_vector, invariant_mass, system_mass
 from analysis_kernels.schema import collection
@@ -141,3 +149,105 @@ def adl_q8(ev: ak.Array) -> ChunkResult:
     met, lead = ev[has_pair], lead[has_pair]
     mt = np.sqrt(2 * lead.pt * met.MET_pt * (1 - np.cos(delta_phi(lead.phi, met.MET_phi))))
     return {"mt": _h("mt").fill(mt)}, None
+
+
+def _dt_probe_muons(ev: ak.Array) -> tuple[ak.Array, ak.Array]:
+    """Local indices of the probe muons of each event, and the tag-probe masses."""
+    mu = collection(ev, "Muon")  # every Muon_ branch the analysis declares
+    track_ok = (mu.nValidStripHits >= 6) & (mu.nValidPixelHits >= 1) & (mu.tkRelIso < 0.1)
+    trig = (ev.TrigObj_id == 13) & ((ev.TrigObj_filterBits & ISO_MUON_FILTER) != 0)
+    pairs_to = ak.cartesian(
+        [mu[["eta", "phi"]], ak.zip({"eta": ev.TrigObj_eta[trig], "phi": ev.TrigObj_phi[trig]})],
+        nested=True,
+    )
+    matched = ak.any(
+        delta_r(pairs_to["0"].eta, pairs_to["0"].phi, pairs_to["1"].eta, pairs_to["1"].phi) < 0.1,
+        axis=2,
+    )
+    is_tag = track_ok & mu.tightId & (mu.pt > 27) & matched & ev.HLT_IsoMu27
+
+    idx = ak.argcartesian([mu.pt, mu.pt])
+    t, p = idx["0"], idx["1"]
+    tag, probe = mu[t], mu[p]
+    mass = invariant_mass(
+        tag.pt, tag.eta, tag.phi, MUON_MASS, probe.pt, probe.eta, probe.phi, MUON_MASS
+    )
+    good = (
+        (t != p)
+        & is_tag[t]
+        & track_ok[p]
+        & (probe.pt > 20)
+        & (tag.charge * probe.charge < 0)
+        & (delta_r(tag.eta, tag.phi, probe.eta, probe.phi) > 0.3)
+        & (abs(tag.dz - probe.dz) < 0.1)
+        & (abs(mass - Z_MASS) < 10)
+    )
+    return p[good], mass[good]
+
+
+def _any_equal(left: ak.Array, right: ak.Array) -> ak.Array:
+    """For each entry of ``left``, whether it equals some entry of ``right`` in its event."""
+    pairs = ak.cartesian([left, right], nested=True)
+    return ak.any(pairs["0"] == pairs["1"], axis=2)
+
+
+def dt_probes(ev: ak.Array) -> tuple[ak.Array, ak.Array]:
+    """Chamber probes (extrapolations under study) with their pass flag, and T&P masses."""
+    probe_idx, mass = _dt_probe_muons(ev)
+    ext = collection(ev, "MuonExtrap")
+    seg = collection(ev, "DTSegment")
+    es = ak.cartesian([ext, seg], nested=True)
+    e, s = es["0"], es["1"]
+    near = (
+        (e.wheel == s.wheel)
+        & (e.sector == s.sector)
+        & (e.station == s.station)
+        & (abs(e.x - s.x) < MATCH_WINDOW)
+    )
+    passed = ak.any(near, axis=2)
+    # Matched stations of the same muon, other than the one under study.
+    ee = ak.cartesian(
+        [
+            ext[["muonIdx", "station"]],
+            ak.zip({"muonIdx": ext.muonIdx, "station": ext.station, "passed": passed}),
+        ],
+        nested=True,
+    )
+    other = (
+        (ee["0"].muonIdx == ee["1"].muonIdx) & (ee["0"].station != ee["1"].station) & ee["1"].passed
+    )
+    n_other = ak.sum(other, axis=2)
+    under_study = _any_equal(ext.muonIdx, probe_idx) & (n_other >= 2)
+    chambers = ext[under_study]
+    chambers["passed"] = passed[under_study]
+    chambers["fiducial"] = (chambers.edgeX > FIDUCIAL_MARGIN) & (chambers.edgeY > FIDUCIAL_MARGIN)
+    chambers["pt"] = ev.Muon_pt[chambers.muonIdx]
+    chambers["eta"] = ev.Muon_eta[chambers.muonIdx]
+    return chambers, mass
+
+
+def dt_process(events: ak.Array) -> ChunkResult:
+    chambers, mass = dt_probes(events)
+    out = _histograms()
+    flat = {
+        f: ak.to_numpy(ak.flatten(chambers[f]))
+        for f in ("wheel", "sector", "station", "passed", "fiducial", "pt", "eta")
+    }
+    for name, mask in (("all", np.ones(len(flat["passed"]), bool)), ("fiducial", flat["fiducial"])):
+        f = {k: v[mask] for k, v in flat.items()}
+        out["chamber"].fill(name, f["wheel"], f["sector"], f["station"], f["passed"])
+        out["pt"].fill(name, f["pt"], f["station"], f["passed"])
+        out["eta"].fill(name, f["eta"], f["station"], f["passed"])
+    out["mass"].fill(ak.flatten(mass))
+    out["cutflow"] = {
+        "events": len(events),
+        "tag_probe_pairs": int(ak.sum(ak.num(mass))),
+        "chamber_probes": len(flat["passed"]),
+    }
+    snapshot = ak.zip(
+        {
+            "event": ak.broadcast_arrays(events.event, chambers.wheel)[0],
+            **{f: chambers[f] for f in flat},
+        }
+    )
+    return out, ak.flatten(snapshot)

@@ -60,3 +60,12 @@ def test_adl_kernels_equal_the_columnar_queries(adl_files, query):
     for events in chunks(adl_files, f"adl_{query}", size=50_000):
         for part in (events, events[123:45_678]):
             assert_same_output(ours(part)[0], theirs(part)[0])
+
+
+def test_dt_kernels_equal_the_columnar_tag_and_probe(datasets):
+    ours, theirs = get_analysis("dt").process, previous.dt_process
+    for events in chunks(datasets["dt"], "dt", size=30_000):
+        for part in (events, events[321:23_456]):
+            (out, snap), (their_out, their_snap) = ours(part), theirs(part)
+            assert_same_output(out, their_out)
+            assert ak.to_list(snap) == ak.to_list(their_snap)

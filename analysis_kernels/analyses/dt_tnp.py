@@ -7,6 +7,8 @@ extrapolation to each DT chamber it crosses is a probe of that chamber when it h
 segments in >= 2 other stations. The chamber is efficient if a segment lies within 15 cm
 of the extrapolation in R-phi. Efficiencies per chamber (wheel, sector, station) and versus
 pT and eta, in the full solid angle and in the fiducial region (15 cm from the edges).
+The searches over muon pairs, trigger objects and segments are compiled loops
+(:mod:`analysis_kernels.kernels.dt`).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import numpy as np
 from scipy.stats import beta
 
 from analysis_kernels.analyses.base import Analysis, ChunkResult, Output
-from analysis_kernels.kinematics import delta_r, invariant_mass
-from analysis_kernels.schema import collection
+from analysis_kernels.columns import jagged
+from analysis_kernels.kernels.dt import chamber_probes, tag_probe_pairs, trigger_matched
+from analysis_kernels.kinematics import four_vector
 
 F32, I32 = "var * float32", "var * int32"
 BRANCHES = {
@@ -48,78 +51,70 @@ SELECTIONS = ["all", "fiducial"]
 PT_BINS = [20, 25, 30, 35, 40, 45, 50, 60, 80, 120, 200]
 
 
-def _probe_muons(ev: ak.Array) -> tuple[ak.Array, ak.Array]:
-    """Local indices of the probe muons of each event, and the tag-probe masses."""
-    mu = collection(ev, "Muon")  # every Muon_ branch the analysis declares
-    track_ok = (mu.nValidStripHits >= 6) & (mu.nValidPixelHits >= 1) & (mu.tkRelIso < 0.1)
-    trig = (ev.TrigObj_id == 13) & ((ev.TrigObj_filterBits & ISO_MUON_FILTER) != 0)
-    pairs_to = ak.cartesian(
-        [mu[["eta", "phi"]], ak.zip({"eta": ev.TrigObj_eta[trig], "phi": ev.TrigObj_phi[trig]})],
-        nested=True,
-    )
-    matched = ak.any(
-        delta_r(pairs_to["0"].eta, pairs_to["0"].phi, pairs_to["1"].eta, pairs_to["1"].phi) < 0.1,
-        axis=2,
-    )
-    is_tag = track_ok & mu.tightId & (mu.pt > 27) & matched & ev.HLT_IsoMu27
-
-    idx = ak.argcartesian([mu.pt, mu.pt])
-    t, p = idx["0"], idx["1"]
-    tag, probe = mu[t], mu[p]
-    mass = invariant_mass(
-        tag.pt, tag.eta, tag.phi, MUON_MASS, probe.pt, probe.eta, probe.phi, MUON_MASS
-    )
-    good = (
-        (t != p)
-        & is_tag[t]
-        & track_ok[p]
-        & (probe.pt > 20)
-        & (tag.charge * probe.charge < 0)
-        & (delta_r(tag.eta, tag.phi, probe.eta, probe.phi) > 0.3)
-        & (abs(tag.dz - probe.dz) < 0.1)
-        & (abs(mass - Z_MASS) < 10)
-    )
-    return p[good], mass[good]
+def _flat(ev: ak.Array, prefix: str, fields: list[str]) -> tuple[np.ndarray, ...]:
+    """Offsets and flat values of some fields of a collection."""
+    offsets, first = jagged(ev[f"{prefix}_{fields[0]}"])
+    return offsets, first, *(jagged(ev[f"{prefix}_{f}"])[1] for f in fields[1:])
 
 
-def _any_equal(left: ak.Array, right: ak.Array) -> ak.Array:
-    """For each entry of ``left``, whether it equals some entry of ``right`` in its event."""
-    pairs = ak.cartesian([left, right], nested=True)
-    return ak.any(pairs["0"] == pairs["1"], axis=2)
-
-
-def probes(ev: ak.Array) -> tuple[ak.Array, ak.Array]:
-    """Chamber probes (extrapolations under study) with their pass flag, and T&P masses."""
-    probe_idx, mass = _probe_muons(ev)
-    ext = collection(ev, "MuonExtrap")
-    seg = collection(ev, "DTSegment")
-    es = ak.cartesian([ext, seg], nested=True)
-    e, s = es["0"], es["1"]
-    near = (
-        (e.wheel == s.wheel)
-        & (e.sector == s.sector)
-        & (e.station == s.station)
-        & (abs(e.x - s.x) < MATCH_WINDOW)
-    )
-    passed = ak.any(near, axis=2)
-    # Matched stations of the same muon, other than the one under study.
-    ee = ak.cartesian(
+def _probe_muons(ev: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each muon (flat) is the probe of some tag-probe pair, and the pair masses."""
+    offsets, pt, eta, phi, dz, iso, charge, strips, pixels, tight = _flat(
+        ev,
+        "Muon",
         [
-            ext[["muonIdx", "station"]],
-            ak.zip({"muonIdx": ext.muonIdx, "station": ext.station, "passed": passed}),
+            "pt",
+            "eta",
+            "phi",
+            "dz",
+            "tkRelIso",
+            "charge",
+            "nValidStripHits",
+            "nValidPixelHits",
+            "tightId",
         ],
-        nested=True,
     )
-    other = (
-        (ee["0"].muonIdx == ee["1"].muonIdx) & (ee["0"].station != ee["1"].station) & ee["1"].passed
+    trig_offsets, trig_eta, trig_phi, trig_id, trig_bits = _flat(
+        ev, "TrigObj", ["eta", "phi", "id", "filterBits"]
     )
-    n_other = ak.sum(other, axis=2)
-    under_study = _any_equal(ext.muonIdx, probe_idx) & (n_other >= 2)
-    chambers = ext[under_study]
-    chambers["passed"] = passed[under_study]
-    chambers["fiducial"] = (chambers.edgeX > FIDUCIAL_MARGIN) & (chambers.edgeY > FIDUCIAL_MARGIN)
-    chambers["pt"] = ev.Muon_pt[chambers.muonIdx]
-    chambers["eta"] = ev.Muon_eta[chambers.muonIdx]
+    trig_ok = (trig_id == 13) & ((trig_bits & ISO_MUON_FILTER) != 0)
+    matched = trigger_matched(
+        offsets, eta, phi, trig_offsets, trig_eta, trig_phi, trig_ok, np.float32(0.1)
+    )
+    fired = np.repeat(ak.to_numpy(ev.HLT_IsoMu27), np.diff(offsets))
+    track_ok = (strips >= 6) & (pixels >= 1) & (iso < np.float32(0.1))
+    is_tag = track_ok & tight & (pt > np.float32(27)) & matched & fired
+    p4 = np.stack(four_vector(pt, eta, phi, MUON_MASS))
+    cuts = np.asarray([0.3, 0.1, Z_MASS, 10], dtype=np.float32)
+    return tag_probe_pairs(
+        offsets, p4, eta, phi, charge, dz, is_tag, track_ok & (pt > np.float32(20)), cuts
+    )
+
+
+def probes(ev: ak.Array) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Chamber probes (extrapolations under study) as flat columns with their pass flag and
+    event index, and the T&P masses."""
+    is_probe, mass = _probe_muons(ev)
+    ext_offsets, *ext = _flat(ev, "MuonExtrap", ["muonIdx", "wheel", "sector", "station", "x"])
+    seg = _flat(ev, "DTSegment", ["wheel", "sector", "station", "x"])
+    mu_offsets = jagged(ev.Muon_pt)[0]
+    passed, studied = chamber_probes(
+        ext_offsets, *ext, *seg, mu_offsets, is_probe, np.float32(MATCH_WINDOW), 2
+    )
+    event = np.repeat(np.arange(len(ev)), np.diff(ext_offsets))[studied]
+    muon = mu_offsets[event] + ext[0][studied]
+    edge_x, edge_y = (jagged(ev[f"MuonExtrap_{f}"])[1][studied] for f in ("edgeX", "edgeY"))
+    margin = np.float32(FIDUCIAL_MARGIN)
+    chambers = {
+        "wheel": ext[1][studied],
+        "sector": ext[2][studied],
+        "station": ext[3][studied],
+        "passed": passed[studied],
+        "fiducial": (edge_x > margin) & (edge_y > margin),
+        "pt": jagged(ev.Muon_pt)[1][muon],
+        "eta": jagged(ev.Muon_eta)[1][muon],
+        "event_index": event,
+    }
     return chambers, mass
 
 
@@ -151,30 +146,26 @@ def _histograms() -> Output:
 
 
 def process(events: ak.Array) -> ChunkResult:
-    chambers, mass = probes(events)
+    flat, mass = probes(events)
     out = _histograms()
-    flat = {
-        f: ak.to_numpy(ak.flatten(chambers[f]))
-        for f in ("wheel", "sector", "station", "passed", "fiducial", "pt", "eta")
-    }
     for name, mask in (("all", np.ones(len(flat["passed"]), bool)), ("fiducial", flat["fiducial"])):
         f = {k: v[mask] for k, v in flat.items()}
         out["chamber"].fill(name, f["wheel"], f["sector"], f["station"], f["passed"])
         out["pt"].fill(name, f["pt"], f["station"], f["passed"])
         out["eta"].fill(name, f["eta"], f["station"], f["passed"])
-    out["mass"].fill(ak.flatten(mass))
+    out["mass"].fill(mass)
     out["cutflow"] = {
         "events": len(events),
-        "tag_probe_pairs": int(ak.sum(ak.num(mass))),
+        "tag_probe_pairs": len(mass),
         "chamber_probes": len(flat["passed"]),
     }
     snapshot = ak.zip(
         {
-            "event": ak.broadcast_arrays(events.event, chambers.wheel)[0],
-            **{f: chambers[f] for f in flat},
+            "event": ak.to_numpy(events.event)[flat["event_index"]],
+            **{f: v for f, v in flat.items() if f != "event_index"},
         }
     )
-    return out, ak.flatten(snapshot)
+    return out, snapshot
 
 
 def efficiency(
