@@ -15,6 +15,7 @@ from benchmarks import (
     hub_concurrency,
     interactive,
     operator_scale,
+    read_path,
     scaling,
     systematics,
     throughput,
@@ -22,6 +23,7 @@ from benchmarks import (
 from benchmarks.common import results_dir
 
 STUDIES = ["throughput", "systematics", "scaling", "interactive", "hub", "operator"]
+EXTRA_STUDIES = ["read_path"]  # on request only (--only read_path)
 
 
 SYSTEM_COLUMNS = ["ours", "rdataframe", "coffea", "io-floor", "raw"]
@@ -141,7 +143,7 @@ def _targets(results: dict) -> list[str]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--only", nargs="+", choices=STUDIES, default=STUDIES, help="studies to run"
+        "--only", nargs="+", choices=STUDIES + EXTRA_STUDIES, default=STUDIES, help="studies to run"
     )
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every dataset size")
     parser.add_argument(
@@ -201,6 +203,16 @@ def main(argv=None) -> int:
         )
         for codec in args.codecs:
             figures.throughput(results["throughput"], out, codec)
+    if "read_path" in args.only:
+        print("read path (source, chunk size, decompression library)")
+        results["read_path"] = read_path.measure(
+            args.data,
+            args.codecs,
+            {"ds": size(100_000), "adl_q6": size(400_000)},
+            args.min_run_s,
+            args.runs,
+            args.clock,
+        )
     if "systematics" in args.only:
         print("systematic variations (study 1)")
         results["systematics"] = systematics.measure(
@@ -231,6 +243,8 @@ def main(argv=None) -> int:
     if "throughput" in results:
         for codec in args.codecs:
             lines += [*_table(results["throughput"], codec), ""]
+    if "read_path" in results:
+        lines += [*read_path.table(results["read_path"]), ""]
     lines += _targets(results)
     summary = "summary.md" if args.only == STUDIES else f"summary-{'-'.join(args.only)}.md"
     (out / summary).write_text("\n".join(lines) + "\n")

@@ -28,7 +28,9 @@ def ours(analysis: str, files: list[str], params: dict, chunk_size: int) -> Call
     return lambda: run(analysis, files, params=params, chunk_size=chunk_size)
 
 
-def io_floor(analysis: str, files: list[str], params: dict, chunk_size: int) -> Callable:
+def io_floor(
+    analysis: str, files: list[str], params: dict, chunk_size: int, open_tree=open_tree
+) -> Callable:
     """Read and decompress the declared branches, in ours' chunks, into awkward arrays."""
     branches = declared(analysis, params)
     chunks, _, _ = plan(files, chunk_size)
@@ -40,6 +42,15 @@ def io_floor(analysis: str, files: list[str], params: dict, chunk_size: int) -> 
             )
 
     return read
+
+
+def io_floor_fsspec(analysis: str, files: list[str], params: dict, chunk_size: int) -> Callable:
+    """The I/O floor through uproot's default source for local files (fsspec), for the
+    read-path study; ours opens local files memory-mapped."""
+    import uproot
+
+    trees = {f: uproot.open(f, array_cache=None)["Events"] for f in files}
+    return io_floor(analysis, files, params, chunk_size, trees.__getitem__)
 
 
 def basket_blocks(files: list[str], branches: list[str]) -> list[tuple[bytes, bytes, int]]:
@@ -139,7 +150,9 @@ def coffea(analysis: str, files: list[str], params: dict, chunk_size: int) -> Ca
 BUILDERS = {
     "ours": ours,
     "io-floor": io_floor,
+    "io-floor-fsspec": io_floor_fsspec,
     "raw": raw,
+    "raw-cramjam": lambda *args: raw(*args, library="cramjam"),
     "rdataframe": rdataframe,
     "coffea": coffea,
 }
