@@ -1,12 +1,13 @@
-"""Figures of the three analyses, styled as the experiments' own (mplhep)."""
+"""Figures of the three analyses, styled as the experiments' own (mplhep).
+
+Each function writes PNG files into a directory and returns their paths or, given no
+directory (in a notebook), returns the figures, which the notebook shows inline.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import hist
 import matplotlib.pyplot as plt
 import mplhep
@@ -14,18 +15,36 @@ import numpy as np
 from scipy.stats import norm
 
 
-def _save(fig, path: Path) -> Path:
+def _file(directory: Path | None, name: str) -> Path | None:
+    return None if directory is None else Path(directory) / name
+
+
+def _save(fig, path: Path | None):
+    """Write and close the figure; without a path, keep it open for the notebook to show."""
+    if path is None:
+        return fig
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
 
-def ds_mass_plot(h: hist.Hist, fit: dict, path: Path) -> Path:
+def ds_mass_plot(h: hist.Hist, fit: dict, path: Path | None = None):
     """The mu mu pi mass with the fitted D+ and Ds peaks and background (seed Figure 5)."""
     plt.style.use(mplhep.style.CMS)
     fig, ax = plt.subplots()
-    mplhep.histplot(h, ax=ax, histtype="errorbar", color="black", label="Data (synthetic)")
+    counts, centers = h.values(), h.axes[0].centers
+    filled = counts > 0  # an empty bin (above the selection window) is no measurement
+    ax.errorbar(
+        centers[filled],
+        counts[filled],
+        yerr=np.sqrt(counts[filled]),  # Poisson
+        fmt="o",
+        color="black",
+        markersize=4,
+        label="Data (synthetic)",
+    )
+    ax.set_xlabel(h.axes[0].label)
     edges = h.axes[0].edges
     width = edges[1] - edges[0]
     v = {
@@ -47,16 +66,18 @@ def ds_mass_plot(h: hist.Hist, fit: dict, path: Path) -> Path:
         f"$N(D^+)$={v['n_dplus']:.0f}±{fit['n_dplus']['error']:.0f}",
     )
     ax.set_ylabel(f"Candidates / {1000 * width:.1f} MeV")
-    ax.legend(fontsize="small")
+    ax.set_xlim(edges[0], edges[-1])
+    ax.set_ylim(0, 1.45 * counts.max())  # room above the peaks for the legend
+    ax.legend(fontsize="small", loc="upper left")
     mplhep.cms.text("Simulation Preliminary", ax=ax)
     return _save(fig, path)
 
 
-def ds_plots(output: dict, summary: dict, directory: Path) -> list[Path]:
-    return [ds_mass_plot(output["mass"], summary["fit"], directory / "ds_mass.png")]
+def ds_plots(output: dict, summary: dict, directory: Path | None = None) -> list:
+    return [ds_mass_plot(output["mass"], summary["fit"], _file(directory, "ds_mass.png"))]
 
 
-def stop_plots(output: dict, summary: dict, directory: Path) -> list[Path]:
+def stop_plots(output: dict, summary: dict, directory: Path | None = None) -> list:
     """Key variables after preselection, and signal-region yields with every variation."""
     plt.style.use(mplhep.style.ATLAS)
     paths = []
@@ -73,7 +94,7 @@ def stop_plots(output: dict, summary: dict, directory: Path) -> list[Path]:
         ax.set_yscale("log")
         ax.legend()
         mplhep.atlas.text("Simulation Internal", ax=ax)
-        paths.append(_save(fig, directory / f"stop_{key}.png"))
+        paths.append(_save(fig, _file(directory, f"stop_{key}.png")))
     yields = output["yields"].values().sum(axis=2)
     fig, ax = plt.subplots()
     regions = list(output["yields"].axes["region"])
@@ -90,11 +111,11 @@ def stop_plots(output: dict, summary: dict, directory: Path) -> list[Path]:
     ax.set_xticks(range(len(regions)), regions)
     ax.set_ylabel("Weighted yield (dots: nominal; dashes: variations)")
     mplhep.atlas.text("Simulation Internal", ax=ax)
-    paths.append(_save(fig, directory / "stop_yields.png"))
+    paths.append(_save(fig, _file(directory, "stop_yields.png")))
     return paths
 
 
-def dt_plots(output: dict, summary: dict, directory: Path) -> list[Path]:
+def dt_plots(output: dict, summary: dict, directory: Path | None = None) -> list:
     """Efficiency per chamber (wheel x sector, one panel per station) and versus pT, eta."""
     plt.style.use(mplhep.style.CMS)
     paths = []
@@ -110,7 +131,7 @@ def dt_plots(output: dict, summary: dict, directory: Path) -> list[Path]:
         ax.set_xlabel("sector")
     axes[0].set_ylabel("wheel")
     fig.colorbar(mesh, ax=axes, label="segment efficiency (fiducial)")
-    paths.append(_save(fig, directory / "dt_chamber_efficiency.png"))
+    paths.append(_save(fig, _file(directory, "dt_chamber_efficiency.png")))
     for var in ("pt", "eta"):
         fig, ax = plt.subplots()
         for sel, style in (("all", "o"), ("fiducial", "s")):
@@ -123,13 +144,13 @@ def dt_plots(output: dict, summary: dict, directory: Path) -> list[Path]:
         ax.set_ylim(0.5, 1.02)
         ax.legend()
         mplhep.cms.text("Simulation Preliminary", ax=ax)
-        paths.append(_save(fig, directory / f"dt_efficiency_{var}.png"))
+        paths.append(_save(fig, _file(directory, f"dt_efficiency_{var}.png")))
     return paths
 
 
 def simple_histograms(
-    output: dict, summary: dict, directory: Path, prefix: str = "adl"
-) -> list[Path]:
+    output: dict, summary: dict, directory: Path | None = None, prefix: str = "adl"
+) -> list:
     """One plain figure per one-dimensional histogram."""
     plt.style.use(mplhep.style.CMS)
     paths = []
@@ -139,5 +160,5 @@ def simple_histograms(
         fig, ax = plt.subplots()
         mplhep.histplot(h, ax=ax)
         ax.set_xlabel(h.axes[0].label)
-        paths.append(_save(fig, directory / f"{prefix}_{name}.png"))
+        paths.append(_save(fig, _file(directory, f"{prefix}_{name}.png")))
     return paths
