@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 
 from distributed import Client
@@ -42,7 +44,8 @@ def jupyter_server() -> dict | None:
 
 
 def _sidebar_api(server: dict, method: str = "GET") -> dict | list:
-    token = server.get("token") or os.environ.get("JUPYTERHUB_API_TOKEN", "")
+    # Under JupyterHub the server's own API token opens the server (access:servers!server).
+    token = os.environ.get("JUPYTERHUB_API_TOKEN") or server.get("token", "")
     request = urllib.request.Request(
         server["url"].rstrip("/") + "/dask/clusters/",
         method=method,
@@ -63,8 +66,15 @@ def sidebar_cluster(server: dict) -> dict:
 def user_client(server: dict | None = None) -> Client:
     """A client of the user's cluster: the sidebar's, or one of this process outside Jupyter."""
     server = server or jupyter_server()
-    if server is None:
-        from analysis_kernels.clusters import facility_cluster
+    if server is not None:
+        try:
+            return Client(sidebar_cluster(server)["scheduler_address"], timeout="30s")
+        except urllib.error.URLError as err:
+            warnings.warn(
+                f"the Dask sidebar's API at {server['url']} did not answer ({err}); using a "
+                "cluster of this kernel instead, which the sidebar does not show",
+                stacklevel=2,
+            )
+    from analysis_kernels.clusters import facility_cluster
 
-        return Client(facility_cluster())
-    return Client(sidebar_cluster(server)["scheduler_address"], timeout="30s")
+    return Client(facility_cluster())

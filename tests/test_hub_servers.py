@@ -19,8 +19,12 @@ RUN_EXAMPLE = """
 import ast, nbformat
 from nbclient import NotebookClient
 nb = nbformat.read("examples/ds_phipi.ipynb", as_version=4)
+mass = "report.output['mass']"
+nb.cells.append(nbformat.v4.new_code_cell(
+    f"print({{'entries': int({mass}.sum()), 'counts': {mass}.values().astype(int).tolist()}})"
+))
 NotebookClient(nb, timeout=600, resources={"metadata": {"path": "examples"}}).execute()
-print(nb.cells[-1].outputs[-1]["data"]["text/plain"])
+print(nb.cells[-1].outputs[-1]["text"])
 """
 
 READ_TOKENS = """
