@@ -136,17 +136,16 @@ def code_error(name: str, chunk, err: BaseException) -> AnalysisCodeError:
     )
 
 
-def _installed(path: str) -> bool:
-    roots = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-    return any(path.startswith(root) for root in roots)
-
-
 def _dumps(code: Any) -> bytes:
     """Pickle by value the code of every module that is not installed (workers may lack it)."""
+    paths = sysconfig.get_paths()
+    installed = tuple({paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")})
     own = []
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
-        if name == "__main__" or not file or name.split(".")[0] in _SHIPPED or _installed(file):
+        if name == "__main__" or not file or name.split(".")[0] in _SHIPPED:
+            continue
+        if file.startswith(installed):
             continue
         cloudpickle.register_pickle_by_value(module)
         own.append(module)
