@@ -14,7 +14,12 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from hub_config.branding import configure_branding
 from hub_config.settings import FacilityConfigError, FacilitySettings
+from hub_config.welcome import seed_welcome_hook
+
+# Jupyter settings of the users' servers: no news prompt, the Dask cluster cards in view.
+USER_JUPYTER_CONFIG = Path(__file__).resolve().parent / "jupyter"
 
 
 def _require_crypt_key(c) -> None:
@@ -43,6 +48,10 @@ def _authenticator(c, settings: FacilitySettings) -> None:
         c.IAMAuthenticator.scope = list(iam.scopes)
     if iam.callback_url:
         c.IAMAuthenticator.oauth_callback_url = iam.callback_url
+    if iam.end_session_url:
+        c.IAMAuthenticator.end_session_url = iam.end_session_url
+    if iam.post_logout_redirect_url:
+        c.IAMAuthenticator.post_logout_redirect_url = iam.post_logout_redirect_url
 
 
 def _dask_environment(settings: FacilitySettings) -> dict[str, str]:
@@ -69,8 +78,12 @@ def _local_spawner(c, settings: FacilitySettings) -> None:
     c.LocalFacilitySpawner.profiles = settings.profiles
     c.LocalFacilitySpawner.token_check_interval = settings.tokens.check_interval
     c.LocalFacilitySpawner.facility_environment = _dask_environment(settings) | {
-        "FACILITY_SAMPLE_DATA": settings.local.sample_data
+        "FACILITY_SAMPLE_DATA": settings.local.sample_data,
+        "JUPYTER_CONFIG_PATH": str(USER_JUPYTER_CONFIG),
     }
+    c.LocalFacilitySpawner.pre_spawn_hook = seed_welcome_hook(
+        settings.branding, settings.local.sample_data
+    )
     c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
     c.JupyterHub.cleanup_servers = True
@@ -136,3 +149,4 @@ def configure(c, settings: FacilitySettings) -> None:
     else:
         _kube_spawner(c, settings)
     _idle_culler(c, settings)
+    configure_branding(c, settings.branding)

@@ -10,7 +10,9 @@ What this adds to ``GenericOAuthenticator``:
   name, which oauthenticator's ``auth_state_groups_key`` would read as a nested path), with the
   WLCG leading ``/`` stripped;
 - a refresh that happens only when the access token is close to expiry, one at a time per user,
-  and that returns ``False`` (log in again) when the provider refuses the refresh token.
+  and that returns ``False`` (log in again) when the provider refuses the refresh token;
+- a logout that ends the IAM session too (OpenID Connect RP-initiated logout), so that the next
+  "Sign in" asks IAM for an account again instead of coming straight back as the same user.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
+from urllib.parse import urlencode
 
 import jwt
 from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.oauth2 import OAuthLogoutHandler
 from tornado import web
 from tornado.httpclient import HTTPClientError
 from traitlets import Enum, Float, Unicode, default
@@ -63,8 +67,31 @@ def groups_from_claims(claims: dict, claim: str) -> set[str]:
     return set(groups)
 
 
+class IAMLogoutHandler(OAuthLogoutHandler):
+    """The hub's logout, then IAM's: the browser goes on to the issuer's end-session endpoint
+    with the user's ID token as hint, and IAM sends it back to the hub's login page."""
+
+    async def get(self):
+        user = self.current_user
+        auth_state = await user.get_auth_state() if user else None
+        self._id_token = (auth_state or {}).get("id_token")
+        await super().get()
+
+    async def render_logout_page(self):
+        back = self.authenticator.post_logout_redirect_url or (
+            f"{self.request.protocol}://{self.request.host}{self.settings['login_url']}"
+        )
+        url = self.authenticator.end_session_redirect(self._id_token, back)
+        if url:
+            self.redirect(url)
+        else:
+            await super().render_logout_page()
+
+
 class IAMAuthenticator(GenericOAuthenticator):
     """GenericOAuthenticator configured from the issuer, with verified ID tokens."""
+
+    logout_handler = IAMLogoutHandler
 
     issuer = Unicode(
         config=True, help="The OpenID Connect issuer URL, e.g. https://iam.example.org/"
@@ -80,6 +107,16 @@ class IAMAuthenticator(GenericOAuthenticator):
         300,
         config=True,
         help="Refresh the access token when it expires within this many seconds.",
+    )
+    end_session_url = Unicode(
+        config=True,
+        help="IAM's end-session (RP-initiated logout) endpoint; from discovery if unset. "
+        "Without one, logout ends the hub's session only.",
+    )
+    post_logout_redirect_url = Unicode(
+        config=True,
+        help="Where IAM sends the browser after logout, registered at IAM for this client; "
+        "the hub's login page (from the request) if unset.",
     )
 
     @default("username_claim")
@@ -121,9 +158,27 @@ class IAMAuthenticator(GenericOAuthenticator):
         self.authorize_url = self.authorize_url or document["authorization_endpoint"]
         self.token_url = self.token_url or document["token_endpoint"]
         self.jwks_url = self.jwks_url or document["jwks_uri"]
+        self.end_session_url = self.end_session_url or document.get("end_session_endpoint", "")
+        if not self.end_session_url:
+            self.log.warning(
+                "%s advertises no end_session_endpoint: logout ends the hub's session only",
+                self.issuer,
+            )
         self.userdata_url = ""
         self._keys: dict[str, jwt.PyJWK] = {}
         self._refresh_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    def end_session_redirect(self, id_token: str | None, post_logout_redirect: str) -> str:
+        """The URL that ends the user's IAM session and comes back to ``post_logout_redirect``
+        (empty without an end-session endpoint). The client id stands in for the ID token
+        when there is none, as for a user the hub refused."""
+        if not self.end_session_url:
+            return ""
+        params = {"client_id": self.client_id, "post_logout_redirect_uri": post_logout_redirect}
+        if id_token:
+            params["id_token_hint"] = id_token
+        joiner = "&" if "?" in self.end_session_url else "?"
+        return f"{self.end_session_url}{joiner}{urlencode(params)}"
 
     async def _signing_key(self, kid: str | None) -> jwt.PyJWK:
         if kid not in self._keys:
@@ -203,6 +258,7 @@ class IAMAuthenticator(GenericOAuthenticator):
             else:
                 claims = auth_state.get(self.user_auth_state_key) or {}
                 state = self.build_auth_state_dict(token_info, claims)
+                state["id_token"] = state["id_token"] or auth_state.get("id_token")  # logout hint
                 model = {
                     "name": user.name,
                     "auth_state": state,

@@ -35,6 +35,11 @@ class IAMSettings:
     admin_groups: tuple[str, ...] = ()
     scopes: tuple[str, ...] = ()
     callback_url: str = ""
+    # Logout ends the IAM session too (OpenID Connect RP-initiated logout): at the issuer's
+    # end_session_endpoint unless set, then back to this URL (the hub's login page unless set),
+    # which must be registered at IAM as a post-logout redirect URI of the client.
+    end_session_url: str = ""
+    post_logout_redirect_url: str = ""
 
     def client_secret(self) -> str:
         """The client secret, read from its file (a mounted Secret on Kubernetes)."""
@@ -95,6 +100,22 @@ class KubernetesSettings:
 
 
 @dataclass(frozen=True)
+class BrandingSettings:
+    """What the hub's pages (sign in, spawn, errors) and each new home's README say about the
+    site: its name, what it is, and where documentation and support are."""
+
+    name: str = "Analysis Facility"
+    description: str = (
+        "JupyterLab and Dask for High Energy Physics: sign in with your INDIGO-IAM account, "
+        "pick a server size, and analyse ROOT files with uproot, awkward, hist and ROOT "
+        "RDataFrame, on Dask clusters of your own."
+    )
+    logo_url: str = ""
+    documentation_url: str = ""
+    support_url: str = ""
+
+
+@dataclass(frozen=True)
 class LocalSettings:
     state_dir: str = "state"
     sample_data: str = ""
@@ -117,6 +138,7 @@ class FacilitySettings:
     dask: DaskSettings = field(default_factory=DaskSettings)
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
     local: LocalSettings = field(default_factory=LocalSettings)
+    branding: BrandingSettings = field(default_factory=BrandingSettings)
 
 
 def parse_bytes(text: str, what: str) -> int:
@@ -165,6 +187,7 @@ _NESTED = {
     "DaskSettings": DaskSettings,
     "KubernetesSettings": KubernetesSettings,
     "LocalSettings": LocalSettings,
+    "BrandingSettings": BrandingSettings,
 }
 
 
@@ -208,6 +231,13 @@ def _validate(settings: FacilitySettings) -> FacilitySettings:
             "facility.iam.allowedGroups: empty, so nobody could log in; list the IAM groups "
             "whose members may use the facility"
         )
+    for key in ("logo_url", "documentation_url", "support_url"):
+        url = getattr(settings.branding, key)
+        if url and not url.startswith(("https://", "http://", "mailto:", "/")):
+            raise FacilityConfigError(
+                f"facility.branding.{_camel(key)}: {url!r} is not a link; use an https://, "
+                "http:// or mailto: URL, or a path on the hub's site starting with /"
+            )
     slugs = [p.slug for p in settings.profiles]
     if len(set(slugs)) != len(slugs):
         raise FacilityConfigError(f"facility.profiles: slugs must be unique, got {slugs}")

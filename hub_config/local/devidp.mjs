@@ -8,7 +8,8 @@
 //
 // usage: node devidp.mjs --config devidp.json
 //   config: { issuer, port, users (path to YAML), keys (path, made on first start),
-//             clients: [{client_id, client_secret, redirect_uris}], accessTokenTTL, refreshTokenTTL }
+//             clients: [{client_id, client_secret, redirect_uris, post_logout_redirect_uris}],
+//             accessTokenTTL, refreshTokenTTL }
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -67,6 +68,31 @@ function claimsOf(user) {
   };
 }
 
+function escape(text) {
+  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function page(title, body) {
+  return `<!doctype html><html><head><title>Development IAM: ${escape(title)}</title></head>
+<body style="font-family: sans-serif; max-width: 24em; margin: 4em auto">
+<h1>Development IAM</h1>
+<p>A stand-in for INDIGO-IAM on this machine. Not for production.</p>
+${body}</body></html>`;
+}
+
+// The relying party asked to end the session: do it without a question (the user pressed
+// Logout at the hub), with a button for browsers without JavaScript.
+async function logoutSource(ctx, form) {
+  const confirm = form.replace('</form>', '<input type="hidden" name="logout" value="yes"></form>');
+  ctx.body = page('signing out', `<p id="signing-out">Signing you out...</p>
+${confirm}<noscript><button type="submit" form="op.logoutForm">Sign out</button></noscript>
+<script>document.getElementById('op.logoutForm').submit();</script>`);
+}
+
+async function postLogoutSuccessSource(ctx) {
+  ctx.body = page('signed out', '<p id="signed-out">You have signed out.</p>');
+}
+
 const config = JSON.parse(fs.readFileSync(argument('--config'), 'utf8'));
 const users = loadUsers(config.users);
 const accounts = new Map([...users.values()].map((u) => [claimsOf(u).sub, u]));
@@ -113,6 +139,9 @@ const provider = new Provider(config.issuer, {
   },
   features: {
     devInteractions: { enabled: false },
+    // RP-initiated logout at `/logout` (end_session_endpoint): the hub's Logout ends this
+    // session too, then comes back to a registered post_logout_redirect_uri.
+    rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
     revocation: { enabled: true },
     introspection: { enabled: true },
     // JWT access tokens, as IAM issues: every token is for one audience unless asked otherwise.
@@ -144,21 +173,14 @@ const provider = new Provider(config.issuer, {
 });
 provider.proxy = true;
 
-function escape(text) {
-  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
 
 function loginPage(uid, error) {
-  return `<!doctype html><html><head><title>Development IAM: sign in</title></head>
-<body style="font-family: sans-serif; max-width: 24em; margin: 4em auto">
-<h1>Development IAM</h1>
-<p>A stand-in for INDIGO-IAM on this machine. Not for production.</p>
-${error ? `<p id="error" style="color: #b00">${escape(error)}</p>` : ''}
+  return page('sign in', `${error ? `<p id="error" style="color: #b00">${escape(error)}</p>` : ''}
 <form method="post" action="/interaction/${escape(uid)}/login" autocomplete="off">
   <label>Username <input id="username" name="username" autofocus></label><br><br>
   <label>Password <input id="password" name="password" type="password"></label><br><br>
   <button id="sign-in" type="submit">Sign in</button>
-</form></body></html>`;
+</form>`);
 }
 
 async function readForm(req) {

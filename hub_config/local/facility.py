@@ -101,6 +101,7 @@ class LocalFacility:
                 "allowedGroups": ["cms", "atlas", "facility-admins"],
                 "adminGroups": ["facility-admins"],
                 "callbackUrl": f"{self.url}/hub/oauth_callback",
+                "postLogoutRedirectUrl": f"{self.url}/hub/login",
             },
             "tokens": {
                 "refreshMargin": self.token_refresh_margin,
@@ -134,6 +135,7 @@ class LocalFacility:
                     "client_id": CLIENT_ID,
                     "client_secret": secret,
                     "redirect_uris": [f"{self.url}/hub/oauth_callback"],
+                    "post_logout_redirect_uris": [f"{self.url}/hub/login"],
                 }
             ],
         }
