@@ -62,7 +62,12 @@ class AnalysisCodeError(RuntimeError):
 def user_analysis(
     code: Any, columns: Sequence[str] | None = None, schema: str = "flat"
 ) -> UserAnalysis:
-    """Wrap a function or processor for the executor; its code is pickled here, by value."""
+    """Wrap a function or processor for the executor; its code is pickled here, by value.
+
+    A processor class (as named on the command line) is instantiated without arguments.
+    """
+    if isinstance(code, type) and hasattr(code, "process"):
+        code = code()
     if not (hasattr(code, "process") or callable(code)):
         raise TypeError(
             f"an analysis is a registered name, a function of the events, or an object with a "
