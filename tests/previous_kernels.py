@@ -9,6 +9,7 @@ from __future__ import annotations
 import awkward as ak
 import hist
 import numpy as np
+from mt2 import mt2
 
 from analysis_kernels.analyses.adl import AXES
 from analysis_kernels.analyses.base import ChunkResult, Output
@@ -21,8 +22,34 @@ from analysis_kernels.analyses.dt_tnp import (
     Z_MASS,
     _histograms,
 )
+from analysis_kernels.analyses.stop_2l import (
+    FLAVOURS as STOP_FLAVOURS,
+)
+from analysis_kernels.analyses.stop_2l import (
+    JET_PT,
+    MT2_CUT,
+    _mt,
+    _sum_leading,
+    preselect,
+    weight,
+)
+from analysis_kernels.analyses.stop_2l import _histograms as _stop_histograms
+from analysis_kernels.analyses.systematics import (
+    Variation,
+    jer_width,
+    jes_amplitude,
+    jes_power,
+    variations,
+)
 from analysis_kernels.columns import padded
-from analysis_kernels.kinematics import delta_phi, delta_r, four_vector, invariant_mass, system_mass
+from analysis_kernels.kinematics import (
+    delta_phi,
+    delta_r,
+    four_vector,
+    hash_normal,
+    invariant_mass,
+    system_mass,
+)
 from analysis_kernels.schema import collection
 
 P4_FIELDS = ["pt", "eta", "phi", "mass"]
@@ -251,3 +278,166 @@ def dt_process(events: ak.Array) -> ChunkResult:
         }
     )
     return out, ak.flatten(snapshot)
+
+
+def jes_shift(k: int, abs_eta):
+    return jes_amplitude(k) * (1.0 + (abs_eta / 2.8) ** jes_power(k))
+
+
+WEIGHT_ONLY = frozenset({"pu", "scale", "lepsf", "btag"})
+
+
+def _stop_shifted(v: Variation, c: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Lepton and jet pT under a scale or smearing variation."""
+    l_pt, j_pt = c["l_pt"], c["j_pt"]
+    if v.kind == "jes":
+        j_pt = j_pt * (1 + v.sign * jes_shift(v.index, np.abs(c["j_eta"])))
+    elif v.kind == "jer":
+        jet_index = np.arange(j_pt.shape[1], dtype=np.uint64)[None, :]
+        smear = hash_normal(c["event"][:, None], jet_index, np.uint64(1000 + v.index))
+        j_pt = j_pt * np.maximum(1 + jer_width(v.index) * smear, 0)
+    elif v.kind in ("ees", "mes"):
+        scale = 0.01 if v.kind == "ees" else 0.005
+        flavour = c["l_is_mu"] if v.kind == "mes" else ~c["l_is_mu"]
+        l_pt = l_pt * np.where(flavour, 1 + v.sign * scale, 1.0)
+    return l_pt, j_pt
+
+
+def _stop_mt2(
+    c: dict, l_pt: np.ndarray, l_phi: np.ndarray, met_x, met_y, where: np.ndarray
+) -> np.ndarray:
+    """MT2 with massless invisible particles, computed only where asked (0 elsewhere)."""
+    out = np.zeros(len(where))
+    idx = np.flatnonzero(where)
+    if idx.size:
+        px, py = l_pt[idx] * np.cos(l_phi[idx]), l_pt[idx] * np.sin(l_phi[idx])
+        m = c["l_mass"][idx]
+        out[idx] = mt2(
+            m[:, 0],
+            px[:, 0],
+            py[:, 0],
+            m[:, 1],
+            px[:, 1],
+            py[:, 1],
+            met_x[idx],
+            met_y[idx],
+            0.0,
+            0.0,
+        )
+    return out
+
+
+def stop_evaluate(v: Variation, c: dict, nominal: dict | None = None) -> dict[str, np.ndarray]:
+    """Key variables and region flags of the preselected events under one variation.
+
+    Weight-only variations reuse the nominal kinematics; MT2, the costly variable, is
+    computed only for events that pass every other cut of the region that uses it.
+    """
+    if nominal is not None and v.kind in WEIGHT_ONLY:
+        return {**nominal, "weight": weight(v, c, c["l_pt"], c["j_pt"])}
+    l_pt, j_pt = _stop_shifted(v, c)
+    dj, dl = (j_pt - c["j_pt"]) * c["j_valid"], l_pt - c["l_pt"]
+    met_x = c["met_x"] - (dj * c["j_cos"]).sum(1) - (dl * c["l_cos"]).sum(1)
+    met_y = c["met_y"] - (dj * c["j_sin"]).sum(1) - (dl * c["l_sin"]).sum(1)
+    eta, phi, mass, is_mu = c["l_eta"], c["l_phi"], c["l_mass"], c["l_is_mu"]
+    if v.kind in ("ees", "mes"):  # the leading lepton may change
+        order = np.argsort(-l_pt, axis=1)
+        l_pt, eta, phi, is_mu = (
+            np.take_along_axis(a, order, axis=1) for a in (l_pt, eta, phi, is_mu)
+        )
+    met = np.hypot(met_x, met_y)
+    if nominal is not None and v.kind in ("jes", "jer"):  # leptons untouched
+        mll = nominal["mll"]
+    else:
+        mll = invariant_mass(
+            l_pt[:, 0],
+            eta[:, 0],
+            phi[:, 0],
+            mass[:, 0],
+            l_pt[:, 1],
+            eta[:, 1],
+            phi[:, 1],
+            mass[:, 1],
+        )
+    jets = c["j_central"] & (j_pt > JET_PT)
+    jet_pt = np.where(jets, j_pt, 0.0)
+    n_b = (jets & c["j_btag"]).sum(1)
+    lead_jet = jet_pt.max(1)
+    ht4 = _sum_leading(jet_pt, 4)
+    presel = (l_pt > np.where(is_mu, 4.0, 4.5)).all(1) & (mll > 10)
+    r2l = met / (l_pt[:, 0] + l_pt[:, 1])
+    r2l4j = met / (met + l_pt.sum(1) + ht4)
+    four_body = (
+        presel & (l_pt[:, 0] < 25) & (met > 250) & (lead_jet > 150) & (r2l > 12) & (r2l4j > 0.44)
+    )
+    same_flavour = is_mu[:, 0] == is_mu[:, 1]
+    mt2_candidates = presel & (n_b >= 1) & (~same_flavour | (np.abs(mll - Z_MASS) > 20))
+    # MT2 <= mT(l_i, pTmiss) for each lepton: skip events that cannot pass the cut.
+    bound = np.minimum(*(_mt(l_pt[:, i], phi[:, i], met, met_x, met_y) for i in (0, 1)))
+    mt2_val = _stop_mt2(
+        c,
+        l_pt,
+        phi,
+        met_x,
+        met_y,
+        presel if v.kind == "nominal" else mt2_candidates & (bound > MT2_CUT),
+    )
+    regions = {
+        "SR4b-soft": four_body & (l_pt[:, 1] < 10),
+        "SR4b-hard": four_body & (l_pt[:, 1] >= 10),
+        "SR-mt2": mt2_candidates & (mt2_val > MT2_CUT),
+    }
+    return {
+        "weight": weight(v, c, l_pt, j_pt),
+        "presel": presel,
+        "mll": mll,
+        "mt2": mt2_val,
+        "met": met,
+        "n_jets": jets.sum(1),
+        "lead_jet": lead_jet,
+        "regions": regions,
+        "flavour": np.where(~same_flavour, 2, np.where(is_mu[:, 0], 1, 0)),
+    }
+
+
+def stop_process(events: ak.Array, n_variations: int = 20) -> ChunkResult:
+    vs = variations(n_variations)
+    out = _stop_histograms([v.name for v in vs])
+    cols = preselect(events)
+    flavour_names = np.asarray(STOP_FLAVOURS)
+    nominal = None
+    view = out["yields"].view()
+    for i, v in enumerate(vs):
+        r = stop_evaluate(v, cols, nominal)
+        for j, mask in enumerate(r["regions"].values()):
+            w, flav = r["weight"][mask], r["flavour"][mask]
+            view.value[i, j] += np.bincount(flav, weights=w, minlength=len(STOP_FLAVOURS))
+            view.variance[i, j] += np.bincount(flav, weights=w * w, minlength=len(STOP_FLAVOURS))
+        if v.kind == "nominal":
+            nominal = r
+            p, w, flav = (
+                r["presel"],
+                r["weight"][r["presel"]],
+                flavour_names[r["flavour"][r["presel"]]],
+            )
+            out["mll"].fill(r["mll"][p], flav, weight=w)
+            out["mt2"].fill(r["mt2"][p], flav, weight=w)
+            out["met"].fill(r["met"][p], weight=w)
+            out["n_jets"].fill(r["n_jets"][p], weight=w)
+            out["lead_jet_pt"].fill(r["lead_jet"][p], weight=w)
+    out["cutflow"] = {
+        "events": len(events),
+        "two_os_leptons": len(cols["event"]),
+        "preselected": int(nominal["presel"].sum()),
+    }
+    p = nominal["presel"]
+    snapshot = ak.zip(
+        {
+            "event": cols["event"][p],
+            "mll": nominal["mll"][p],
+            "mt2": nominal["mt2"][p],
+            "met": nominal["met"][p],
+            "weight": nominal["weight"][p],
+        }
+    )
+    return out, snapshot

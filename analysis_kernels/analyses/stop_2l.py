@@ -4,7 +4,9 @@ Exactly two opposite-charge signal leptons (e or mu), split into ee, mumu and e-
 paper's key variables mll, MT2 (massless invisible particles), jet and b-jet counts, the
 leading (ISR) jet and missing transverse momentum; cut-and-count signal regions. Every
 systematic variation is evaluated on the same events in memory: the branches are read
-once per chunk whatever the number of variations.
+once per chunk whatever the number of variations. The nominal and the lepton energy
+scales run as numpy code (:func:`evaluate`); the jet-energy and weight variations, which
+scale to hundreds, run in one compiled pass over the events (:mod:`analysis_kernels.kernels.stop`).
 
 Signal regions, on top of the preselection (2 OS leptons, pT > 4.5 / 4 GeV for e / mu,
 mll > 10 GeV):
@@ -24,9 +26,16 @@ import numpy as np
 from mt2 import mt2
 
 from analysis_kernels.analyses.base import Analysis, ChunkResult, Output
-from analysis_kernels.analyses.systematics import Variation, jer_width, jes_shift, variations
+from analysis_kernels.analyses.systematics import (
+    Variation,
+    jer_width,
+    jes_amplitude,
+    jes_power,
+    variations,
+)
 from analysis_kernels.columns import padded
-from analysis_kernels.kinematics import hash_normal, invariant_mass
+from analysis_kernels.kernels.stop import KINDS, variations_pass
+from analysis_kernels.kinematics import invariant_mass
 
 F32, I32 = "var * float32", "var * int32"
 BRANCHES = {
@@ -111,9 +120,6 @@ def lepton_sf(pt, sign: int):
     return 0.98 + sign * 0.01 * (1 + 5.0 / pt)
 
 
-WEIGHT_ONLY = frozenset({"pu", "scale", "lepsf", "btag"})
-
-
 def weight(v: Variation, c: dict, l_pt: np.ndarray, j_pt: np.ndarray) -> np.ndarray:
     """Event weight under one variation: generator, pile-up, QCD scale, lepton and b-tag SFs."""
     pu = (
@@ -127,20 +133,14 @@ def weight(v: Variation, c: dict, l_pt: np.ndarray, j_pt: np.ndarray) -> np.ndar
     return w * np.where(tagged & (j_pt > JET_PT), btag_sf, 1.0).prod(axis=1)
 
 
-def shifted(v: Variation, c: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Lepton and jet pT under a scale or smearing variation."""
-    l_pt, j_pt = c["l_pt"], c["j_pt"]
-    if v.kind == "jes":
-        j_pt = j_pt * (1 + v.sign * jes_shift(v.index, np.abs(c["j_eta"])))
-    elif v.kind == "jer":
-        jet_index = np.arange(j_pt.shape[1], dtype=np.uint64)[None, :]
-        smear = hash_normal(c["event"][:, None], jet_index, np.uint64(1000 + v.index))
-        j_pt = j_pt * np.maximum(1 + jer_width(v.index) * smear, 0)
-    elif v.kind in ("ees", "mes"):
+def shifted(v: Variation, c: dict) -> np.ndarray:
+    """Lepton pT under a lepton energy-scale variation (the nominal's otherwise)."""
+    l_pt = c["l_pt"]
+    if v.kind in ("ees", "mes"):
         scale = 0.01 if v.kind == "ees" else 0.005
         flavour = c["l_is_mu"] if v.kind == "mes" else ~c["l_is_mu"]
         l_pt = l_pt * np.where(flavour, 1 + v.sign * scale, 1.0)
-    return l_pt, j_pt
+    return l_pt
 
 
 def _sum_leading(values: np.ndarray, k: int) -> np.ndarray:
@@ -155,42 +155,36 @@ def _mt(pt, phi, met, met_x, met_y):
     return np.sqrt(np.maximum(2 * (pt * met - pt * (np.cos(phi) * met_x + np.sin(phi) * met_y)), 0))
 
 
-def _mt2(
-    c: dict, l_pt: np.ndarray, l_phi: np.ndarray, met_x, met_y, where: np.ndarray
-) -> np.ndarray:
-    """MT2 with massless invisible particles, computed only where asked (0 elsewhere)."""
-    out = np.zeros(len(where))
-    idx = np.flatnonzero(where)
-    if idx.size:
-        px, py = l_pt[idx] * np.cos(l_phi[idx]), l_pt[idx] * np.sin(l_phi[idx])
-        m = c["l_mass"][idx]
-        out[idx] = mt2(
-            m[:, 0],
-            px[:, 0],
-            py[:, 0],
-            m[:, 1],
-            px[:, 1],
-            py[:, 1],
-            met_x[idx],
-            met_y[idx],
-            0.0,
-            0.0,
-        )
-    return out
+def _mt2(l_pt, l_phi, l_mass, met_x, met_y) -> np.ndarray:
+    """MT2 with massless invisible particles of each row (two leptons, the missing momentum)."""
+    if not len(l_pt):
+        return np.zeros(0)
+    px, py = l_pt * np.cos(l_phi), l_pt * np.sin(l_phi)
+    return mt2(
+        l_mass[:, 0],
+        px[:, 0],
+        py[:, 0],
+        l_mass[:, 1],
+        px[:, 1],
+        py[:, 1],
+        met_x,
+        met_y,
+        0.0,
+        0.0,
+    )
 
 
-def evaluate(v: Variation, c: dict, nominal: dict | None = None) -> dict[str, np.ndarray]:
-    """Key variables and region flags of the preselected events under one variation.
+def evaluate(v: Variation, c: dict) -> dict[str, np.ndarray]:
+    """Key variables and region flags of the preselected events: the nominal, or a lepton
+    energy-scale variation (jet and weight variations run in :func:`variations_pass`).
 
-    Weight-only variations reuse the nominal kinematics; MT2, the costly variable, is
-    computed only for events that pass every other cut of the region that uses it.
+    MT2, the costly variable, is computed for every preselected event in the nominal (for
+    its histogram) and otherwise only for events that pass every other cut of its region.
     """
-    if nominal is not None and v.kind in WEIGHT_ONLY:
-        return {**nominal, "weight": weight(v, c, c["l_pt"], c["j_pt"])}
-    l_pt, j_pt = shifted(v, c)
-    dj, dl = (j_pt - c["j_pt"]) * c["j_valid"], l_pt - c["l_pt"]
-    met_x = c["met_x"] - (dj * c["j_cos"]).sum(1) - (dl * c["l_cos"]).sum(1)
-    met_y = c["met_y"] - (dj * c["j_sin"]).sum(1) - (dl * c["l_sin"]).sum(1)
+    l_pt, j_pt = shifted(v, c), c["j_pt"]
+    dl = l_pt - c["l_pt"]
+    met_x = c["met_x"] - (dl * c["l_cos"]).sum(1)
+    met_y = c["met_y"] - (dl * c["l_sin"]).sum(1)
     eta, phi, mass, is_mu = c["l_eta"], c["l_phi"], c["l_mass"], c["l_is_mu"]
     if v.kind in ("ees", "mes"):  # the leading lepton may change
         order = np.argsort(-l_pt, axis=1)
@@ -198,19 +192,16 @@ def evaluate(v: Variation, c: dict, nominal: dict | None = None) -> dict[str, np
             np.take_along_axis(a, order, axis=1) for a in (l_pt, eta, phi, is_mu)
         )
     met = np.hypot(met_x, met_y)
-    if nominal is not None and v.kind in ("jes", "jer"):  # leptons untouched
-        mll = nominal["mll"]
-    else:
-        mll = invariant_mass(
-            l_pt[:, 0],
-            eta[:, 0],
-            phi[:, 0],
-            mass[:, 0],
-            l_pt[:, 1],
-            eta[:, 1],
-            phi[:, 1],
-            mass[:, 1],
-        )
+    mll = invariant_mass(
+        l_pt[:, 0],
+        eta[:, 0],
+        phi[:, 0],
+        mass[:, 0],
+        l_pt[:, 1],
+        eta[:, 1],
+        phi[:, 1],
+        mass[:, 1],
+    )
     jets = c["j_central"] & (j_pt > JET_PT)
     jet_pt = np.where(jets, j_pt, 0.0)
     n_b = (jets & c["j_btag"]).sum(1)
@@ -226,14 +217,9 @@ def evaluate(v: Variation, c: dict, nominal: dict | None = None) -> dict[str, np
     mt2_candidates = presel & (n_b >= 1) & (~same_flavour | (np.abs(mll - Z_MASS) > 20))
     # MT2 <= mT(l_i, pTmiss) for each lepton: skip events that cannot pass the cut.
     bound = np.minimum(*(_mt(l_pt[:, i], phi[:, i], met, met_x, met_y) for i in (0, 1)))
-    mt2_val = _mt2(
-        c,
-        l_pt,
-        phi,
-        met_x,
-        met_y,
-        presel if v.kind == "nominal" else mt2_candidates & (bound > MT2_CUT),
-    )
+    idx = np.flatnonzero(presel if v.kind == "nominal" else mt2_candidates & (bound > MT2_CUT))
+    mt2_val = np.zeros(len(presel))
+    mt2_val[idx] = _mt2(l_pt[idx], phi[idx], c["l_mass"][idx], met_x[idx], met_y[idx])
     regions = {
         "SR4b-soft": four_body & (l_pt[:, 1] < 10),
         "SR4b-hard": four_body & (l_pt[:, 1] >= 10),
@@ -286,37 +272,71 @@ def _histograms(names: list[str]) -> Output:
     }
 
 
+def _compiled_variations(view, numbered: list[tuple[int, Variation]], c: dict, nominal: dict):
+    """Add the yields of the jet and weight variations, all in one pass over the events."""
+    vs = [v for _, v in numbered]
+    value, variance, cand_var, cand_event, cand = variations_pass(
+        np.array([KINDS[v.kind] for v in vs]),
+        np.array([v.sign for v in vs]),
+        np.array([v.index for v in vs]),
+        np.array([jes_amplitude(v.index) for v in vs]),
+        np.array([jes_power(v.index) for v in vs], dtype=np.float64),
+        np.array([jer_width(v.index) for v in vs]),
+        *(c[k] for k in ("l_pt", "l_cos", "l_sin", "l_is_mu")),
+        *(c[k] for k in ("j_pt", "j_eta", "j_cos", "j_sin", "j_valid", "j_central", "j_btag")),
+        *(c[k] for k in ("event", "genWeight", "puWeight", "puWeightUp", "puWeightDown")),
+        c["LHEScaleWeight"],
+        c["met_x"],
+        c["met_y"],
+        np.stack([nominal["regions"][r] for r in REGIONS], axis=1),
+        nominal["mll"],
+        nominal["presel"],
+        nominal["flavour"],
+    )
+    # SR-mt2 of the jet variations: MT2 of their candidates in one call (leptons unchanged).
+    rows = [c[k][cand_event] for k in ("l_pt", "l_phi", "l_mass")]
+    passed = _mt2(*rows, cand[:, 1], cand[:, 2]) > MT2_CUT
+    key = cand_var[passed] * len(FLAVOURS) + nominal["flavour"][cand_event[passed]]
+    w = cand[passed, 0]
+    region = REGIONS.index("SR-mt2")
+    for target, weights in ((value, w), (variance, w * w)):
+        target[:, region] += np.bincount(
+            key, weights=weights, minlength=target[:, region].size
+        ).reshape(len(vs), len(FLAVOURS))
+    index = [i for i, _ in numbered]
+    view.value[index] += value
+    view.variance[index] += variance
+
+
 def process(events: ak.Array, n_variations: int = 20) -> ChunkResult:
     vs = variations(n_variations)
     out = _histograms([v.name for v in vs])
     cols = preselect(events)
-    flavour_names = np.asarray(FLAVOURS)
-    nominal = None
     view = out["yields"].view()
+    results = {}
     for i, v in enumerate(vs):
-        r = evaluate(v, cols, nominal)
-        for j, mask in enumerate(r["regions"].values()):
-            w, flav = r["weight"][mask], r["flavour"][mask]
-            view.value[i, j] += np.bincount(flav, weights=w, minlength=len(FLAVOURS))
-            view.variance[i, j] += np.bincount(flav, weights=w * w, minlength=len(FLAVOURS))
-        if v.kind == "nominal":
-            nominal = r
-            p, w, flav = (
-                r["presel"],
-                r["weight"][r["presel"]],
-                flavour_names[r["flavour"][r["presel"]]],
-            )
-            out["mll"].fill(r["mll"][p], flav, weight=w)
-            out["mt2"].fill(r["mt2"][p], flav, weight=w)
-            out["met"].fill(r["met"][p], weight=w)
-            out["n_jets"].fill(r["n_jets"][p], weight=w)
-            out["lead_jet_pt"].fill(r["lead_jet"][p], weight=w)
+        if v.kind not in KINDS:  # the nominal and the lepton energy scales
+            results[i] = r = evaluate(v, cols)
+            for j, mask in enumerate(r["regions"].values()):
+                w, flav = r["weight"][mask], r["flavour"][mask]
+                view.value[i, j] += np.bincount(flav, weights=w, minlength=len(FLAVOURS))
+                view.variance[i, j] += np.bincount(flav, weights=w * w, minlength=len(FLAVOURS))
+    nominal = results[0]
+    compiled = [(i, v) for i, v in enumerate(vs) if v.kind in KINDS]
+    if compiled:
+        _compiled_variations(view, compiled, cols, nominal)
+    p = nominal["presel"]
+    w, flav = nominal["weight"][p], np.asarray(FLAVOURS)[nominal["flavour"][p]]
+    out["mll"].fill(nominal["mll"][p], flav, weight=w)
+    out["mt2"].fill(nominal["mt2"][p], flav, weight=w)
+    out["met"].fill(nominal["met"][p], weight=w)
+    out["n_jets"].fill(nominal["n_jets"][p], weight=w)
+    out["lead_jet_pt"].fill(nominal["lead_jet"][p], weight=w)
     out["cutflow"] = {
         "events": len(events),
         "two_os_leptons": len(cols["event"]),
-        "preselected": int(nominal["presel"].sum()),
+        "preselected": int(p.sum()),
     }
-    p = nominal["presel"]
     snapshot = ak.zip(
         {
             "event": cols["event"][p],

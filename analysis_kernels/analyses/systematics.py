@@ -50,10 +50,15 @@ def variations(n: int) -> list[Variation]:
     return out[:n]
 
 
-def jes_shift(k: int, abs_eta):
-    """Relative shift of JES component ``k``: a few percent, each with its own eta shape."""
-    amplitude = 0.005 * (1 + k % 5)
-    return amplitude * (1.0 + (abs_eta / 2.8) ** (1 + k % 3))
+def jes_amplitude(k: int) -> float:
+    """JES component ``k`` shifts jet pT by ``amplitude * (1 + (|eta| / 2.8) ** power)``:
+    a few per mille to a few percent, each component with its own eta shape."""
+    return 0.005 * (1 + k % 5)
+
+
+def jes_power(k: int) -> int:
+    """The power of |eta| / 2.8 by which JES component ``k`` grows."""
+    return 1 + k % 3
 
 
 def jer_width(k: int) -> float:
