@@ -148,7 +148,8 @@ def _process_user(
     except Exception as err:
         suspects = lazy.names(source) if _from_storage(err) else sorted(read())
         try:
-            lazy.read_columns(source, chunk.file, suspects, *span)
+            if suspects:  # declared columns were read before the code ran
+                lazy.read_columns(source, chunk.file, suspects, *span)
         except InputError as bad:
             return _bad_input(chunk, bad, skip_bad)
         raise user.code_error(analysis.name, chunk, err) from None
