@@ -43,13 +43,12 @@ def local_cluster(asynchronous: bool = False, **options) -> LocalCluster:
 
 
 OWNER_LABEL = "analysis-facility/owner"
-"""Whose a Dask object is: the user's DNS-safe name. The admission policy checks it against the
-account that creates the object, and each user's NetworkPolicy opens that user's Dask pods to
-pods carrying it."""
+"""Whose an object is: the user's DNS-safe name, on the user's namespace and what the facility
+makes in it. The hub never takes over an object without it."""
 
 
 def cluster_name(owner: str) -> str:
-    """The one Dask cluster a user may have; the user's own Role is granted exactly this name."""
+    """The name of the user's Dask cluster from the sidebar or ``facility_cluster()``."""
     return f"dask-{owner}"
 
 
@@ -65,28 +64,36 @@ def dashboard_host_allowed(_handler, host: str) -> bool:
     return host in ("localhost", "127.0.0.1") or bool(SCHEDULER_SERVICE.match(host))
 
 
+POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
 def kube_cluster_spec(environ: dict[str, str] | None = None) -> dict:
     """The DaskCluster of the user whose server set ``environ`` (the hub's FACILITY_* values).
 
-    Scheduler and workers use the server's image and mount the user's token Secret at the
-    same path; the cluster is owned by the user's pod, so it is deleted with it.
+    Scheduler and workers use the server's image, run as Pod Security ``restricted`` requires
+    (the user's namespace enforces it), without an API token, and mount the user's IAM token
+    and Dask certificate at the server's paths; they speak TLS only (``dask_tls``), workers
+    reaching the scheduler by its ``tls://`` address. The cluster is owned by the user's pod,
+    so it is deleted with it.
     """
     from dask_kubernetes.operator import make_cluster_spec
+
+    from analysis_kernels.dask_tls import TLS_MOUNT, tls_environment
 
     env = os.environ if environ is None else environ
     missing = [k for k in KUBE_SETTINGS if not env.get(k)]
     if missing:
         raise ValueError(f"a Kubernetes Dask cluster needs {', '.join(missing)} from the hub")
-    mount = env["FACILITY_TOKEN_MOUNT"]
+    name, namespace = env["FACILITY_DASK_CLUSTER_NAME"], env["FACILITY_DASK_NAMESPACE"]
+    pod_env = {"BEARER_TOKEN_FILE": env["BEARER_TOKEN_FILE"]} | tls_environment()
     spec = make_cluster_spec(
-        name=env["FACILITY_DASK_CLUSTER_NAME"],
+        name=name,
         image=env["FACILITY_DASK_IMAGE"],
         n_workers=0,
-        env={"BEARER_TOKEN_FILE": env["BEARER_TOKEN_FILE"]},
+        env=pod_env,
         idle_timeout=int(_number("FACILITY_DASK_IDLE_TIMEOUT", 1800, env)),
     )
-    # The admission policy lets a user create only clusters with their own name and label, and
-    # the user's NetworkPolicy lets only pods with that label reach the cluster's pods.
     spec["metadata"]["labels"] = {OWNER_LABEL: env["FACILITY_OWNER"]}
     spec["metadata"]["ownerReferences"] = [
         {
@@ -96,14 +103,28 @@ def kube_cluster_spec(environ: dict[str, str] | None = None) -> dict:
             "uid": env["FACILITY_POD_UID"],
         }
     ]
-    volume = {"name": "iam-token", "secret": {"secretName": env["FACILITY_TOKEN_SECRET"]}}
+    secrets = {
+        "iam-token": (env["FACILITY_TOKEN_SECRET"], env["FACILITY_TOKEN_MOUNT"]),
+        "dask-tls": (env["FACILITY_DASK_TLS_SECRET"], TLS_MOUNT),
+    }
+    volumes = [
+        {"name": v, "secret": {"secretName": s, "defaultMode": 0o440}}
+        for v, (s, _) in secrets.items()
+    ]
+    mounts = [{"name": v, "mountPath": m, "readOnly": True} for v, (_, m) in secrets.items()]
+    address = f"tls://{name}-scheduler.{namespace}.svc.cluster.local:8786"
     for role in ("scheduler", "worker"):
         pod = spec["spec"][role]["spec"]
-        pod["volumes"] = [volume]
+        pod["automountServiceAccountToken"] = False
+        pod["securityContext"] = POD_SECURITY | {"fsGroup": 100}
+        pod["volumes"] = volumes
         for container in pod["containers"]:
-            container["volumeMounts"] = [
-                {"name": "iam-token", "mountPath": mount, "readOnly": True}
-            ]
+            container["volumeMounts"] = mounts
+            container["securityContext"] = CONTAINER_SECURITY
+            if role == "scheduler":
+                container["args"] = [*container["args"], "--protocol", "tls"]
+            else:  # the operator would give workers a tcp:// address
+                container["env"].append({"name": "DASK_SCHEDULER_ADDRESS", "value": address})
     return spec
 
 
@@ -113,6 +134,7 @@ KUBE_SETTINGS = (
     "FACILITY_DASK_NAMESPACE",
     "FACILITY_TOKEN_SECRET",
     "FACILITY_TOKEN_MOUNT",
+    "FACILITY_DASK_TLS_SECRET",
     "FACILITY_POD_NAME",
     "FACILITY_POD_UID",
     "FACILITY_OWNER",

@@ -1,4 +1,10 @@
-"""The facility's KubeCluster: dask-kubernetes' own, waiting for the operator differently.
+"""The facility's KubeCluster: dask-kubernetes' own, speaking TLS to the user's scheduler and
+waiting for the operator differently.
+
+The user's scheduler accepts only TLS with the user's certificate (``dask_tls``), and upstream's
+KubeCluster connects to ``tcp://`` addresses with no TLS arguments; the address it is handed is
+``facility-tls://``, which takes the certificate from Dask's configuration (the hub's
+``DASK_DISTRIBUTED__COMM__TLS__*``).
 
 dask-kubernetes 2026.3.0 (the latest release) waits for its DaskCluster's phase to be
 ``Running``. Its operator sets ``Running`` when the scheduler's Service appears and then, at
@@ -14,13 +20,22 @@ from __future__ import annotations
 import asyncio
 import time
 
+import dask
 from dask_kubernetes.operator import KubeCluster
 from dask_kubernetes.operator._objects import DaskCluster
+
+from analysis_kernels.dask_tls import SCHEME
 
 ACTIONED = ("Pending", "Running")
 
 
 class FacilityKubeCluster(KubeCluster):
+    async def _get_scheduler_address(self):
+        address = await super()._get_scheduler_address()
+        if dask.config.get("distributed.comm.require-encryption"):
+            return address.replace("tcp://", f"{SCHEME}://", 1)
+        return address
+
     async def _wait_for_controller(self):
         start = time.time()
         cluster = await DaskCluster.get(self.name, namespace=self.namespace, timeout=30)

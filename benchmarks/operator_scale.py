@@ -57,6 +57,7 @@ def _cluster_spec(owner: str, uid: str, workers: int) -> dict:
             "FACILITY_DASK_NAMESPACE": NAMESPACE,
             "FACILITY_TOKEN_SECRET": f"jupyter-{owner}-iam-token",
             "FACILITY_TOKEN_MOUNT": mount,
+            "FACILITY_DASK_TLS_SECRET": "dask-tls",
             "FACILITY_POD_NAME": f"jupyter-{owner}",
             "FACILITY_POD_UID": uid,
             "FACILITY_OWNER": owner,

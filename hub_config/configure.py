@@ -93,6 +93,8 @@ def _local_spawner(c, settings: FacilitySettings) -> None:
 
 
 def _kube_spawner(c, settings: FacilitySettings) -> None:
+    from hub_config.kube import facility_profile_list
+
     kube = settings.kubernetes
     c.JupyterHub.spawner_class = "hub_config.kube.FacilityKubeSpawner"
     c.FacilityKubeSpawner.profiles = settings.profiles
@@ -109,7 +111,14 @@ def _kube_spawner(c, settings: FacilitySettings) -> None:
         "seccompProfile": {"type": "RuntimeDefault"},
     }
     if kube.namespace:
-        c.FacilityKubeSpawner.namespace = kube.namespace
+        c.FacilityKubeSpawner.hub_namespace = kube.namespace
+    c.FacilityKubeSpawner.hub_account = kube.hub_account
+    c.FacilityKubeSpawner.operator_account = kube.operator_account
+    c.FacilityKubeSpawner.user_quota = kube.user_quota
+    c.FacilityKubeSpawner.user_limits = kube.user_limits
+    # z2jh sets c.KubeSpawner.profile_list from its values ([] by default); the subclass's
+    # section of the config wins over it.
+    c.FacilityKubeSpawner.profile_list = facility_profile_list
 
 
 def _idle_culler(c, settings: FacilitySettings) -> None:

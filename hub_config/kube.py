@@ -1,9 +1,16 @@
-"""The spawner of the Kubernetes facility: KubeSpawner with the facility's profiles and token.
+"""The spawner of the Kubernetes facility: KubeSpawner with a namespace per user, the facility's
+profiles, the user's IAM token and Dask certificate.
 
-The user's IAM token is a Secret next to the user's pod, mounted read-only as a file (the
-kubelet updates mounted Secrets, so a refresh reaches the running pod); the pod spec and its
-environment carry only the file's path. The same Secret is mounted into the user's Dask
-scheduler and workers by ``analysis_kernels.clusters``.
+Before a user's first server the hub makes the user's namespace and what it holds
+(``hub_config.tenancy``), never taking over an object that was not made for that user. The
+user's IAM token is a Secret in that namespace, mounted read-only as a file (the kubelet
+updates mounted Secrets, so a refresh reaches the running pod); the pod spec and its
+environment carry only the file's path. The Dask certificate (``analysis_kernels.dask_tls``) is
+another Secret there. ``analysis_kernels.clusters`` mounts both into the user's Dask pods.
+
+zero-to-jupyterhub configures ``c.KubeSpawner`` from its ``singleuser`` values, and
+configuration beats a trait's default: the facility's labels, volumes, environment and account
+are therefore merged into whatever configuration gave, when the pod is built.
 """
 
 from __future__ import annotations
@@ -11,14 +18,65 @@ from __future__ import annotations
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from kubespawner.clients import shared_client
+from tornado import web
 from traitlets import Dict, Unicode, default
 
-from analysis_kernels.clusters import OWNER_LABEL, cluster_name
+from analysis_kernels.clusters import OWNER_LABEL
+from analysis_kernels.dask_tls import TLS_MOUNT, tls_environment, user_certificate
 from hub_config.facility_spawner import FacilitySpawnerMixin
 from hub_config.profiles import kubespawner_profile
+from hub_config.tenancy import (
+    DASK_TLS_SECRET,
+    USER_ACCOUNT,
+    adoptable,
+    tenant_namespace,
+    tenant_objects,
+    token_secret,
+)
 
 TOKEN_KEY = "bearer_token"
-TOKEN_VOLUME = "iam-token"
+TOKEN_VOLUME = "facility-iam-token"
+TLS_VOLUME = "facility-dask-tls"
+
+# How the hub creates, reads and (for what a chart upgrade may change) replaces each kind.
+_API = {
+    "Namespace": ("CoreV1Api", "namespace", False),
+    "ServiceAccount": ("CoreV1Api", "namespaced_service_account", True),
+    "Secret": ("CoreV1Api", "namespaced_secret", True),
+    "ResourceQuota": ("CoreV1Api", "namespaced_resource_quota", True),
+    "LimitRange": ("CoreV1Api", "namespaced_limit_range", True),
+    "RoleBinding": ("RbacAuthorizationV1Api", "namespaced_role_binding", True),
+    "NetworkPolicy": ("NetworkingV1Api", "namespaced_network_policy", True),
+}
+_REPLACED = {"ResourceQuota", "LimitRange", "NetworkPolicy"}
+
+
+async def ensure(manifest: dict, owner: str) -> None:
+    """Create one of the user's objects. One that exists already is kept if the facility made
+    it for this user (and brought up to date where a chart upgrade may have changed it), and
+    refused otherwise: nothing of z2jh's, Kubernetes', a site's or another user's is adopted."""
+    kind, meta = manifest["kind"], manifest["metadata"]
+    api_name, suffix, namespaced = _API[kind]
+    api = shared_client(api_name)
+    where = (meta["namespace"],) if namespaced else ()
+    try:
+        await getattr(api, f"create_{suffix}")(*where, manifest)
+        return
+    except ApiException as err:
+        if err.status != 409:
+            raise
+    existing = await getattr(api, f"read_{suffix}")(meta["name"], *where)
+    labels = existing.metadata.labels or {}
+    if not adoptable(labels, owner):
+        place = f" in namespace {meta['namespace']}" if namespaced else ""
+        raise web.HTTPError(
+            409,
+            f"{kind} {meta['name']}{place} exists and was not made by the facility for "
+            f"{owner} (label {OWNER_LABEL}={labels.get(OWNER_LABEL, '<none>')}); "
+            "refusing to use it. An admin must remove it before this user can start a server.",
+        )
+    if kind in _REPLACED:
+        await getattr(api, f"replace_{suffix}")(meta["name"], *where, manifest)
 
 
 class SecretTokenStore:
@@ -53,168 +111,127 @@ class SecretTokenStore:
                 raise
 
 
-DASK_GROUP = "kubernetes.dask.org"
-OWN_VERBS = ["get", "list", "watch", "update", "patch", "delete"]
-
-
-def account_name(owner: str) -> str:
-    """The user's ServiceAccount; the admission policy reads the owner back from this name."""
-    return f"user-{owner}"
-
-
-def own_dask_rules(owner: str) -> list[dict]:
-    """The user's own Role: everything on their one Dask cluster, its default worker group and
-    its autoscaler, by name, and nothing on anyone else's (reads included: RBAC names what a
-    ``get``, or a ``list``/``watch`` selecting one name, may see)."""
-    cluster = cluster_name(owner)
-    return [
-        {
-            "apiGroups": [DASK_GROUP],
-            "resources": ["daskclusters", "daskclusters/status", "daskautoscalers"],
-            "resourceNames": [cluster],
-            "verbs": OWN_VERBS,
-        },
-        {
-            "apiGroups": [DASK_GROUP],
-            "resources": ["daskworkergroups", "daskworkergroups/scale"],
-            "resourceNames": [f"{cluster}-default"],
-            "verbs": OWN_VERBS,
-        },
-    ]
-
-
-def user_objects(namespace: str, owner: str, role: str, operator: dict[str, str]) -> list[dict]:
-    """What each user gets beside the server: a ServiceAccount (its name tells the admission
-    policy whose Dask objects it may create) bound to the users' shared Role and to a Role of
-    its own for its own Dask cluster, and a NetworkPolicy letting only that user's pods reach
-    that user's Dask pods."""
-    labels = {"app.kubernetes.io/name": "analysis-facility", OWNER_LABEL: owner}
-    account = account_name(owner)
-    meta = {"namespace": namespace, "labels": labels}
-    subjects = [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]
-    dask_pods = {"key": "dask.org/component", "operator": "In", "values": ["scheduler", "worker"]}
-    own_pods = {"matchLabels": {OWNER_LABEL: owner}}
-
-    def binding(name: str, role_name: str) -> dict:
-        return {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": name, **meta},
-            "subjects": subjects,
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role_name},
+def _merged(configured, ours: list[dict]) -> list[dict] | dict:
+    """KubeSpawner's list-or-dict volumes (z2jh gives dicts) with the facility's by name."""
+    names = {item["name"] for item in ours}
+    if isinstance(configured, dict):
+        return {k: v for k, v in configured.items() if v.get("name") not in names} | {
+            item["name"]: item for item in ours
         }
-
-    return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account, **meta}},
-        binding(account, role),
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": {"name": f"{account}-dask", **meta},
-            "rules": own_dask_rules(owner),
-        },
-        binding(f"{account}-dask", f"{account}-dask"),
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": {"name": cluster_name(owner), **meta},
-            "spec": {
-                "podSelector": own_pods | {"matchExpressions": [dask_pods]},
-                "policyTypes": ["Ingress"],
-                "ingress": [
-                    {"from": [{"podSelector": own_pods}]},
-                    {"from": [{"podSelector": {"matchLabels": operator}}]},
-                ],
-            },
-        },
-    ]
-
-
-async def _create(manifest: dict) -> None:
-    """Create one object; one that exists already is left as it is."""
-    namespace = manifest["metadata"]["namespace"]
-    create = {
-        "ServiceAccount": ("CoreV1Api", "create_namespaced_service_account"),
-        "Role": ("RbacAuthorizationV1Api", "create_namespaced_role"),
-        "RoleBinding": ("RbacAuthorizationV1Api", "create_namespaced_role_binding"),
-        "NetworkPolicy": ("NetworkingV1Api", "create_namespaced_network_policy"),
-    }
-    api, method = create[manifest["kind"]]
-    try:
-        await getattr(shared_client(api), method)(namespace, manifest)
-    except ApiException as err:
-        if err.status != 409:
-            raise
+    return [item for item in configured if item.get("name") not in names] + ours
 
 
 class FacilityKubeSpawner(FacilitySpawnerMixin, KubeSpawner):
     default_image = Unicode(config=True, help="Image of profiles that name none.")
     token_mount = Unicode("/var/run/secrets/facility", config=True)
-    user_role = Unicode("analysis-facility-user", config=True, help="Role of users' accounts.")
-    operator_labels = Dict(
-        {"app.kubernetes.io/name": "dask-kubernetes-operator"},
+    hub_namespace = Unicode(
         config=True,
-        help="Labels of the dask operator's pods, which must reach every Dask scheduler.",
+        help="The facility's namespace (the hub's); users' namespaces are <it>-u-<user>.",
     )
+    hub_account = Unicode("hub", config=True, help="The hub's ServiceAccount (z2jh's: hub).")
+    operator_account = Unicode(
+        "dask-kubernetes-operator",
+        config=True,
+        help="The dask operator's ServiceAccount, in the facility's namespace.",
+    )
+    user_quota = Dict(config=True, help="ResourceQuota of each user's namespace (spec.hard).")
+    user_limits = Dict(config=True, help="LimitRange of each user's containers.")
 
-    @default("service_account")
-    def _service_account_default(self):
-        return account_name(self.owner)
+    @default("hub_namespace")
+    def _hub_namespace_default(self):
+        return self._namespace_default()
 
-    @default("extra_labels")
-    def _extra_labels_default(self):
-        # The user's NetworkPolicy admits pods with this label to the user's Dask pods.
-        return {OWNER_LABEL: self.owner}
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The user's own namespace, whatever the configured (hub's) namespace is.
+        self.namespace = tenant_namespace(self.hub_namespace, self.owner)
+        self.dns_name = self.dns_name_template.format(namespace=self.namespace, name=self.pod_name)
 
     @property
     def token_secret_name(self) -> str:
-        return f"{self.pod_name}-iam-token"
+        return token_secret(self.name)
 
     @property
     def token_path(self) -> str:
         return f"{self.token_mount}/{TOKEN_KEY}"
 
     def token_store(self) -> SecretTokenStore:
-        labels = self._build_common_labels({"component": "iam-token"})
+        labels = self._build_common_labels({"component": "iam-token", OWNER_LABEL: self.owner})
         return SecretTokenStore(self.api, self.namespace, self.token_secret_name, labels)
 
     @default("profile_list")
     def _profile_list_default(self):
-        return lambda spawner: [
-            kubespawner_profile(p, spawner.default_image) for p in spawner.user_profiles()
+        return facility_profile_list
+
+    def _facility_volumes(self) -> list[dict]:
+        token = {"secretName": self.token_secret_name, "defaultMode": 0o440}
+        tls = {"secretName": DASK_TLS_SECRET, "defaultMode": 0o440}
+        return [{"name": TOKEN_VOLUME, "secret": token}, {"name": TLS_VOLUME, "secret": tls}]
+
+    def _facility_mounts(self) -> list[dict]:
+        return [
+            {"name": TOKEN_VOLUME, "mountPath": self.token_mount, "readOnly": True},
+            {"name": TLS_VOLUME, "mountPath": TLS_MOUNT, "readOnly": True},
         ]
 
-    @default("volumes")
-    def _volumes_default(self):
-        secret = {"secretName": self.token_secret_name, "defaultMode": 0o440}
-        return [{"name": TOKEN_VOLUME, "secret": secret}]
-
-    @default("volume_mounts")
-    def _volume_mounts_default(self):
-        return [{"name": TOKEN_VOLUME, "mountPath": self.token_mount, "readOnly": True}]
+    async def get_pod_manifest(self):
+        """The pod with the facility's own parts merged into what configuration gave."""
+        self.extra_labels = {**self.extra_labels, OWNER_LABEL: self.owner}
+        self.volumes = _merged(self.volumes, self._facility_volumes())
+        self.volume_mounts = _merged(self.volume_mounts, self._facility_mounts())
+        # The pod's own UID, for the owner reference that ties the user's Dask clusters to it.
+        uid = {"valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}
+        self.environment = {**self.environment, "FACILITY_POD_UID": uid}
+        # Only this account exists in the user's namespace; KubeCluster needs its token.
+        self.service_account = USER_ACCOUNT
+        self.automount_service_account_token = True
+        return await super().get_pod_manifest()
 
     def get_env(self):
         env = super().get_env()
+        env.update(tls_environment())
         env.update(
             {
                 "FACILITY_DASK_NAMESPACE": self.namespace,
                 "FACILITY_DASK_IMAGE": self.image,
                 "FACILITY_TOKEN_SECRET": self.token_secret_name,
                 "FACILITY_TOKEN_MOUNT": self.token_mount,
+                "FACILITY_DASK_TLS_SECRET": DASK_TLS_SECRET,
                 "FACILITY_POD_NAME": self.pod_name,
                 "FACILITY_OWNER": self.owner,
             }
         )
         return env
 
-    async def start(self):
-        for manifest in user_objects(
-            self.namespace, self.owner, self.user_role, self.operator_labels
+    async def ensure_tenant(self) -> None:
+        """The user's namespace and everything in it, then the user's Dask certificate."""
+        for manifest in tenant_objects(
+            self.hub_namespace,
+            self.owner,
+            self.hub_account,
+            self.operator_account,
+            dict(self.user_quota),
+            dict(self.user_limits),
         ):
-            await _create(manifest)
+            await ensure(manifest, self.owner)
+        certificate = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": DASK_TLS_SECRET,
+                "namespace": self.namespace,
+                "labels": {OWNER_LABEL: self.owner},
+            },
+            "type": "Opaque",
+            "stringData": user_certificate(self.owner),
+        }
+        await ensure(certificate, self.owner)
+
+    async def start(self):
+        await self.ensure_tenant()
         return await super().start()
 
-    @default("environment")
-    def _environment_default(self):
-        # The pod's own UID, for the owner reference that ties the user's Dask clusters to it.
-        return {"FACILITY_POD_UID": {"valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}}
+
+def facility_profile_list(spawner: FacilityKubeSpawner) -> list[dict]:
+    """KubeSpawner's profiles: the facility's, as open to this user's groups."""
+    return [kubespawner_profile(p, spawner.default_image) for p in spawner.user_profiles()]

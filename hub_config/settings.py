@@ -94,9 +94,17 @@ class DaskSettings:
 
 @dataclass(frozen=True)
 class KubernetesSettings:
+    """Where the facility runs; each user gets the namespace ``<namespace>-u-<user>``, with
+    ``userQuota`` as its ResourceQuota's ``hard`` and ``userLimits`` as its LimitRange (per
+    container: default, defaultRequest, max)."""
+
     namespace: str = ""
     default_image: str = ""
     token_mount: str = "/var/run/secrets/facility"
+    hub_account: str = "hub"
+    operator_account: str = "dask-kubernetes-operator"
+    user_quota: dict = field(default_factory=dict)
+    user_limits: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -202,6 +210,10 @@ def _convert(kind: str, value: Any, path: str):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise FacilityConfigError(f"{path}: expected a list of strings, got {value!r}")
         return tuple(value)
+    if kind == "dict":
+        if not isinstance(value, dict):
+            raise FacilityConfigError(f"{path}: expected a mapping, got {value!r}")
+        return dict(value)
     caster = {"str": str, "float": float, "int": int, "bool": bool}[kind]
     if kind == "str" and not isinstance(value, str):
         raise FacilityConfigError(f"{path}: expected a string, got {value!r}")

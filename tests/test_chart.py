@@ -22,10 +22,9 @@ import requests
 import yaml
 from distributed import Client, LocalCluster
 
-from analysis_kernels.clusters import OWNER_LABEL
 from charts.offline_chart import CHART, OPERATOR, copy_chart, pinned
-from hub_config.kube import OWN_VERBS, own_dask_rules, user_objects
 from hub_config.settings import load_settings
+from hub_config.tenancy import TENANT_LABEL, tenant_objects
 
 ROOT = Path(__file__).resolve().parents[1]
 HELM = Path(sys.executable).parent / "helm"
@@ -128,102 +127,98 @@ def test_facility_values_are_valid_hub_settings(values):
     assert settings.iam.client_secret_file == "/etc/facility/iam/client-secret"
 
 
-def test_users_share_only_creating_dask_clusters_and_reading_their_pods(own_chart):
-    docs = render(own_chart, VALUES[0])
-    role = by_kind(docs, "Role")["analysis-facility-user"]
-    granted = {
+def rules_of(role: dict) -> dict[tuple[str, str], set[str]]:
+    return {
         (group, resource): set(rule["verbs"])
         for rule in role["rules"]
         for group in rule["apiGroups"]
         for resource in rule["resources"]
     }
-    # Reads and changes of Dask objects come from each user's own Role, by name.
-    assert granted[("kubernetes.dask.org", "daskclusters")] == {"create"}
-    assert granted[("kubernetes.dask.org", "daskautoscalers")] == {"create"}
-    assert ("kubernetes.dask.org", "daskjobs") not in granted
-    for resource in ("pods", "pods/log", "services"):
+
+
+def cluster_roles(chart: Path) -> dict[str, dict]:
+    roles = by_kind(render(chart, VALUES[0]), "ClusterRole")
+    prefix = "analysis-facility:analysis:"
+    return {name.removeprefix(prefix): role for name, role in roles.items()}
+
+
+def test_users_may_run_dask_and_read_what_it_makes_in_their_namespace(own_chart):
+    granted = rules_of(cluster_roles(own_chart)["user"])
+    for resource in ("daskclusters", "daskworkergroups", "daskjobs", "daskautoscalers"):
+        assert "create" in granted[("kubernetes.dask.org", resource)]
+    for resource in ("pods", "pods/log", "services", "events"):
         assert granted[("", resource)] == {"get", "list", "watch"}
-    assert not any(resource == "secrets" for _, resource in granted)
+    assert not any(r in ("secrets", "pods/exec", "pods/portforward") for _, r in granted)
+    assert not any("create" in verbs for (group, _), verbs in granted.items() if group == "")
 
 
-def test_hub_may_replace_token_secrets_and_set_up_users(own_chart):
+def test_the_hubs_cluster_wide_rights_are_namespaces_and_bindings_only(own_chart):
+    roles = cluster_roles(own_chart)
+    hub = roles["hub"]
+    assert rules_of(hub) == {
+        ("", "namespaces"): {"get", "create"},
+        ("rbac.authorization.k8s.io", "rolebindings"): {"create"},
+        ("rbac.authorization.k8s.io", "clusterroles"): {"bind"},
+    }
+    bind = next(r for r in hub["rules"] if r["verbs"] == ["bind"])
+    assert sorted(bind["resourceNames"]) == sorted(
+        f"analysis-facility:analysis:{what}" for what in ("hub-tenant", "operator-tenant", "user")
+    )
+    tenant = rules_of(roles["hub-tenant"])
+    assert "update" in tenant[("", "secrets")]  # the token is replaced in place
+    assert not any("*" in verbs or "escalate" in verbs for verbs in tenant.values())
+    binding = by_kind(render(own_chart, VALUES[0]), "ClusterRoleBinding")
+    assert binding["analysis-facility:analysis:hub"]["subjects"][0]["name"] == "hub"
+
+
+def test_the_operator_makes_pods_only_in_users_namespaces(own_chart):
+    roles = cluster_roles(own_chart)
+    cluster_wide = rules_of(roles["operator"])
+    assert not any(r in ("pods", "deployments", "services") for _, r in cluster_wide)
+    assert all(verbs <= {"get", "list", "watch", "patch"} for verbs in cluster_wide.values())
+    assert "create" in rules_of(roles["operator-tenant"])[("", "pods")]
+    values = merged_values(VALUES[0])["dask-kubernetes-operator"]
+    assert values["rbac"]["create"] is False
+    assert values["fullnameOverride"] == "dask-kubernetes-operator"
+
+
+def test_admission_checks_every_pod_and_service_in_users_namespaces(own_chart):
     docs = render(own_chart, VALUES[0])
-    rules = by_kind(docs, "Role")["analysis-facility-hub-tokens"]["rules"]
+    policies = by_kind(docs, "ValidatingAdmissionPolicy")
+    workloads = policies["analysis-facility.analysis.tenant-workloads"]["spec"]
+    resources = {
+        r for rule in workloads["matchConstraints"]["resourceRules"] for r in rule["resources"]
+    }
     assert {
-        "apiGroups": [""],
-        "resources": ["secrets"],
-        "verbs": ["get", "update", "patch"],
-    } in rules
-    bind = next(r for r in rules if r["verbs"] == ["bind"])
-    assert bind["resourceNames"] == ["analysis-facility-user"]  # that Role only
-    # The hub may write a user's own Role only with rights it holds: those on Dask objects.
-    own = {
-        (g, r)
-        for rule in own_dask_rules("alice")
-        for g in rule["apiGroups"]
-        for r in rule["resources"]
-    }
-    held = {
-        (g, r): set(rule["verbs"])
-        for rule in rules
-        for g in rule["apiGroups"]
-        for r in rule["resources"]
-    }
-    assert all(set(OWN_VERBS) <= held[key] for key in own)
-    outside_dask = [r for r in rules if r["apiGroups"] != ["kubernetes.dask.org"]]
-    assert not any("delete" in r["verbs"] or "*" in r["verbs"] for r in outside_dask)
-    binding = by_kind(docs, "RoleBinding")["analysis-facility-hub-tokens"]
-    assert binding["subjects"][0]["name"] == "hub"
+        "pods",
+        "services",
+        "deployments",
+        "daskclusters",
+        "daskworkergroups",
+        "daskjobs",
+    } <= resources
+    assert all(
+        set(rule["operations"]) == {"CREATE", "UPDATE"}
+        for rule in workloads["matchConstraints"]["resourceRules"]
+    )
+    assert "matchConditions" not in workloads  # whoever makes them
+    bindings = by_kind(docs, "ValidatingAdmissionPolicyBinding")
+    selector = bindings["analysis-facility.analysis.tenant-workloads"]["spec"]["matchResources"]
+    assert selector["namespaceSelector"]["matchLabels"] == {TENANT_LABEL: "analysis"}
+    hub = policies["analysis-facility.analysis.hub-confinement"]["spec"]
+    assert "system:serviceaccount:analysis:hub" in hub["matchConditions"][0]["expression"]
 
 
-def test_dask_pods_admit_only_the_operator_by_default(own_chart):
-    policy = by_kind(render(own_chart, VALUES[0]), "NetworkPolicy")["analysis-facility-dask"]
-    selector = policy["spec"]["podSelector"]["matchExpressions"][0]
-    assert selector == {
-        "key": "dask.org/component",
-        "operator": "In",
-        "values": ["scheduler", "worker"],
-    }
-    assert policy["spec"]["ingress"] == [
-        {
-            "from": [
-                {
-                    "podSelector": {
-                        "matchLabels": {"app.kubernetes.io/name": "dask-kubernetes-operator"}
-                    }
-                }
-            ]
-        }
-    ]
-    egress = merged_values(VALUES[0])["jupyterhub"]["singleuser"]["networkPolicy"]["egress"]
-    assert egress[0]["to"][0]["podSelector"]["matchExpressions"][0]["key"] == "dask.org/component"
-
-
-def test_admission_policy_ties_dask_objects_to_their_owner(own_chart):
-    docs = render(own_chart, VALUES[0])
-    policy = by_kind(docs, "ValidatingAdmissionPolicy")["analysis-facility-dask-owner"]
-    rule = policy["spec"]["matchConstraints"]["resourceRules"][0]
-    assert set(rule["operations"]) == {"CREATE", "UPDATE"}  # deletes: the user's own Role
-    assert "daskclusters" in rule["resources"]
-    assert ":user-" in policy["spec"]["matchConditions"][0]["expression"]
-    assert f"'{OWNER_LABEL}'" in str(policy["spec"]["variables"])
-    binding = by_kind(docs, "ValidatingAdmissionPolicyBinding")["analysis-facility-dask-owner"]
-    assert binding["spec"]["validationActions"] == ["Deny"]
-    selector = binding["spec"]["matchResources"]["namespaceSelector"]["matchLabels"]
-    assert selector == {"kubernetes.io/metadata.name": "analysis"}
-
-
-def test_quota_and_limits_follow_values(own_chart):
-    docs = render(own_chart, VALUES[1])
-    quota = by_kind(docs, "ResourceQuota")["analysis-facility"]
-    assert quota["spec"]["hard"]["limits.cpu"] == "1000"
-    limits = by_kind(docs, "LimitRange")["analysis-facility"]["spec"]["limits"][0]
-    assert limits["max"] == {"cpu": "16", "memory": "64Gi"}
+def test_facility_values_give_each_user_a_quota_and_limits():
+    settings = load_settings(merged_values(VALUES[0])["jupyterhub"]["custom"]["facility"])
+    quota = settings.kubernetes.user_quota
+    assert quota["limits.cpu"] == "32" and quota["pods"] == "100"
+    assert settings.kubernetes.user_limits["max"] == {"cpu": "16", "memory": "64Gi"}
 
 
 def test_existing_iam_secret_is_used_not_created(own_chart):
     assert "analysis-facility-iam" in by_kind(render(own_chart, VALUES[0]), "Secret")
-    assert by_kind(render(own_chart, VALUES[1]), "Secret") == {}
+    assert by_kind(render(own_chart, VALUES[1], "--skip-tests"), "Secret") == {}
 
 
 def test_service_monitor_only_where_prometheus_operator_is(own_chart):
@@ -329,17 +324,24 @@ def test_helm_tests_check_the_hub_api_and_a_dask_cluster_as_a_user(own_chart):
     pods = {d["metadata"]["name"]: d for d in hooks if d["kind"] == "Pod"}
     assert set(pods) == {"analysis-facility-test-hub-api", "analysis-facility-test-dask-cluster"}
     dask = pods["analysis-facility-test-dask-cluster"]
-    script = dask["spec"]["containers"][0]["command"][2]
-    assert 'name="dask-helm-test"' in script and f'"{OWNER_LABEL}": "helm-test"' in script
-    assert dask["metadata"]["labels"][OWNER_LABEL] == "helm-test"
-    # The helm test's user gets exactly what the hub gives each user.
-    given = user_objects("analysis", "helm-test", "analysis-facility-user", OPERATOR_LABELS)
-    made = {(d["kind"], d["metadata"]["name"]): d for d in hooks if d["kind"] != "Pod"}
+    assert "facility_cluster()" in dask["spec"]["containers"][0]["command"][2]
+    assert dask["metadata"]["namespace"] == "analysis-u-helm-test"
+    assert dask["spec"]["serviceAccountName"] == "facility-user"
+    # The helm test's user gets what the hub gives each user.
+    given = tenant_objects("analysis", "helm-test", "hub")
     given = {(d["kind"], d["metadata"]["name"]): d for d in given}
-    assert made.keys() == given.keys()
-    for key, hubs in given.items():
-        for field in ("subjects", "roleRef", "rules", "spec"):
-            assert made[key].get(field) == hubs.get(field), (key, field)
+    made = {
+        (d["kind"], d["metadata"]["name"]): d for d in hooks if d["kind"] not in ("Pod", "Secret")
+    }
+    assert made.keys() <= given.keys()
+    assert {k for k in made if k[0] != "NetworkPolicy"} == {
+        k for k in given if k[0] != "NetworkPolicy"
+    }
+    for key, made_object in made.items():
+        for field in ("subjects", "roleRef", "spec"):
+            assert made_object.get(field) == given[key].get(field), (key, field)
+        labels = made_object["metadata"]["labels"]
+        assert labels == given[key]["metadata"]["labels"], key
 
 
 def test_upgrades_keep_the_iam_secret_and_the_hub_database(own_chart):
@@ -377,7 +379,9 @@ def test_umbrella_renders_with_its_upstream_subcharts(tmp_path):
         )
     docs = render(chart, VALUES[0])
     kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
-    assert ("Deployment", "facility-dask-kubernetes-operator") in kinds
+    assert ("Deployment", "dask-kubernetes-operator") in kinds
+    # Its own cluster-wide RBAC is replaced by the facility's narrower one.
+    assert not any(kind == "ClusterRole" and "dask-kubernetes" in name for kind, name in kinds)
     for doc in docs:
         kubernetes_validate.validate(doc, KUBERNETES, strict=True)
     if fetched.returncode == 0:

@@ -17,10 +17,10 @@ from traitlets.config import Config
 from analysis_kernels.clusters import OWNER_LABEL, dashboard_host_allowed, kube_cluster_spec
 from analysis_kernels.executor.processes import free_port
 from hub_config.configure import configure
-from hub_config.kube import FacilityKubeSpawner, user_objects
+from hub_config.kube import FacilityKubeSpawner
 from hub_config.settings import load_settings
+from hub_config.tenancy import TENANT_LABEL, tenant_objects
 
-OPERATOR = {"app.kubernetes.io/name": "dask-kubernetes-operator"}
 KUBECONFIG = """apiVersion: v1
 kind: Config
 clusters: [{{name: closed, cluster: {{server: "https://127.0.0.1:{port}"}}}}]
@@ -64,7 +64,7 @@ def kube_config(tmp_path, monkeypatch):
 def test_kubernetes_backend_picks_kubespawner_and_keeps_the_rest(kube_config):
     assert kube_config.JupyterHub.spawner_class == "hub_config.kube.FacilityKubeSpawner"
     assert kube_config.JupyterHub.authenticator_class == "hub_config.iam.IAMAuthenticator"
-    assert kube_config.FacilityKubeSpawner.namespace == "facility"
+    assert kube_config.FacilityKubeSpawner.hub_namespace == "facility"
 
 
 def test_pod_has_the_profile_the_token_file_and_no_secret_in_its_spec(kube_config):
@@ -74,10 +74,13 @@ def test_pod_has_the_profile_the_token_file_and_no_secret_in_its_spec(kube_confi
     assert container["resources"]["limits"] == {"cpu": 2.0, "memory": 4 * 2**30}
     assert container["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    mount = next(m for m in container["volumeMounts"] if m["name"] == "iam-token")
+    assert spawner.namespace == "facility-u-mock-name---6241db84"
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "facility-iam-token")
     assert mount["mountPath"] == "/var/run/secrets/facility" and mount["readOnly"]
-    volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "iam-token")
-    assert volume["secret"]["secretName"] == f"{spawner.pod_name}-iam-token"
+    volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "facility-iam-token")
+    assert volume["secret"]["secretName"] == "iam-token"
+    tls = next(v for v in pod["spec"]["volumes"] if v["name"] == "facility-dask-tls")
+    assert tls["secret"]["secretName"] == "dask-tls"
     env = {e["name"]: e for e in container["env"]}
     assert env["BEARER_TOKEN_FILE"]["value"] == "/var/run/secrets/facility/bearer_token"
     assert env["FACILITY_POD_UID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.uid"
@@ -85,8 +88,64 @@ def test_pod_has_the_profile_the_token_file_and_no_secret_in_its_spec(kube_confi
     # Account, cluster and owner label all come from one DNS-safe form of the name.
     assert env["FACILITY_OWNER"]["value"] == "mock-name---6241db84"
     assert pod["metadata"]["labels"][OWNER_LABEL] == "mock-name---6241db84"
-    assert pod["spec"]["serviceAccountName"] == "user-mock-name---6241db84"
+    assert pod["spec"]["serviceAccountName"] == "facility-user"
+    assert env["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"]["value"] == "True"
     assert "s3cret" not in str(pod)
+
+
+# Every trait z2jh 4.4.0's jupyterhub_config.py may set on c.KubeSpawner from its singleuser
+# values, with values of the shapes it gives (volumes as dicts, as z2jh builds them).
+Z2JH_SINGLEUSER = {
+    "extra_labels": {"hub.jupyter.org/network-access-hub": "true"},
+    "extra_annotations": {"site": "annotated"},
+    "profile_list": [],
+    "volumes": {"home": {"name": "home", "persistentVolumeClaim": {"claimName": "claim-x"}}},
+    "volume_mounts": {"home": {"name": "home", "mountPath": "/home/jovyan"}},
+    "environment": {"SITE_VARIABLE": "kept"},
+    "service_account": "z2jh-singleuser",
+    "automount_service_account_token": False,
+    "uid": 1000,
+    "fs_gid": 100,
+    "mem_guarantee": "1G",
+    "cpu_limit": None,
+    "image": "quay.io/jupyterhub/k8s-singleuser-sample:4.4.0",
+    "storage_pvc_ensure": True,
+    "pvc_name_template": "claim-{username}",
+    "events_enabled": True,
+    "node_selector": {},
+    "init_containers": [],
+    "extra_containers": [],
+    "lifecycle_hooks": {},
+    "extra_pod_config": {},
+}
+
+
+def test_z2jhs_singleuser_settings_merge_with_the_facilitys_not_replace_them(kube_config):
+    """z2jh configures c.KubeSpawner before hub_config runs; the facility's own parts of the
+    pod must survive it, and z2jh's must stay (issue 12, part 1)."""
+    config = Config()
+    for trait, value in Z2JH_SINGLEUSER.items():
+        if value is not None:
+            setattr(config.KubeSpawner, trait, value)
+    config.merge(kube_config)
+    spawner, pod = asyncio.run(_manifest(config, {"profile": "medium"}))
+    container = pod["spec"]["containers"][0]
+    assert container["resources"]["limits"] == {"cpu": 2.0, "memory": 4 * 2**30}
+    assert container["image"] == "analysis:1.0"
+    labels = pod["metadata"]["labels"]
+    assert labels[OWNER_LABEL] == "mock-name---6241db84"
+    assert labels["hub.jupyter.org/network-access-hub"] == "true"
+    volumes = {v["name"] for v in pod["spec"]["volumes"]}
+    assert {"home", "facility-iam-token", "facility-dask-tls"} <= volumes
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["home"] == "/home/jovyan"
+    assert mounts["facility-iam-token"] == "/var/run/secrets/facility"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["SITE_VARIABLE"]["value"] == "kept"
+    assert env["FACILITY_POD_UID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.uid"
+    assert pod["spec"]["serviceAccountName"] == "facility-user"
+    assert pod["spec"]["automountServiceAccountToken"] is True
+    assert [p["slug"] for p in spawner.profile_list(spawner)] == ["small", "medium"]
 
 
 def test_forbidden_profile_is_not_offered(kube_config):
@@ -112,6 +171,7 @@ def test_users_dask_cluster_mounts_the_token_and_dies_with_the_pod():
         "FACILITY_DASK_NAMESPACE": "facility",
         "FACILITY_TOKEN_SECRET": "jupyter-alice-iam-token",
         "FACILITY_TOKEN_MOUNT": "/var/run/secrets/facility",
+        "FACILITY_DASK_TLS_SECRET": "dask-tls",
         "FACILITY_POD_NAME": "jupyter-alice",
         "FACILITY_POD_UID": "0b6a3c1e-0000-4000-8000-000000000001",
         "BEARER_TOKEN_FILE": "/var/run/secrets/facility/bearer_token",
@@ -127,27 +187,43 @@ def test_users_dask_cluster_mounts_the_token_and_dies_with_the_pod():
         container = pod["containers"][0]
         assert container["image"] == "analysis:1.0"
         assert container["volumeMounts"][0]["mountPath"] == "/var/run/secrets/facility"
+        # What the user's namespace enforces (Pod Security restricted), and TLS only.
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["automountServiceAccountToken"] is False
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert pod["volumes"][1]["secret"]["secretName"] == "dask-tls"
+    scheduler = spec["spec"]["scheduler"]["spec"]["containers"][0]
+    assert scheduler["args"][-2:] == ["--protocol", "tls"]
     worker = spec["spec"]["worker"]["spec"]["containers"][0]
     assert {"name": "BEARER_TOKEN_FILE", "value": env["BEARER_TOKEN_FILE"]} in worker["env"]
+    address = "tls://dask-alice-scheduler.facility.svc.cluster.local:8786"
+    assert {"name": "DASK_SCHEDULER_ADDRESS", "value": address} in worker["env"]
     with pytest.raises(ValueError, match="FACILITY_POD_UID"):
         kube_cluster_spec({k: v for k, v in env.items() if k != "FACILITY_POD_UID"})
 
 
-def test_each_user_gets_an_account_their_own_dask_role_and_a_dask_network_policy():
-    objects = user_objects("facility", "alice", "analysis-facility-user", OPERATOR)
+def test_each_user_gets_a_restricted_namespace_of_their_own():
+    objects = tenant_objects("facility", "alice", "hub", quota={"pods": "10"}, limits={})
     for manifest in objects:
         kubernetes_validate.validate(manifest, "1.32", strict=True)
-    account, shared, own_role, own, policy = objects
-    assert account["metadata"]["name"] == "user-alice"
-    subjects = [{"kind": "ServiceAccount", "name": "user-alice", "namespace": "facility"}]
-    assert shared["subjects"] == own["subjects"] == subjects
-    assert shared["roleRef"]["name"] == "analysis-facility-user"
-    assert own["roleRef"]["name"] == own_role["metadata"]["name"] == "user-alice-dask"
-    names = {n for rule in own_role["rules"] for n in rule["resourceNames"]}
-    assert names == {"dask-alice", "dask-alice-default"}
-    assert policy["spec"]["podSelector"]["matchLabels"] == {OWNER_LABEL: "alice"}
-    sources = [rule["from"][0]["podSelector"]["matchLabels"] for rule in policy["spec"]["ingress"]]
-    assert sources == [{OWNER_LABEL: "alice"}, OPERATOR]
+    namespace = objects[0]
+    assert namespace["metadata"]["name"] == "facility-u-alice"
+    labels = namespace["metadata"]["labels"]
+    assert labels[TENANT_LABEL] == "facility" and labels[OWNER_LABEL] == "alice"
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    # The hub binds itself first: it holds no rights in a new namespace before that.
+    assert objects[1]["roleRef"]["name"] == "analysis-facility:facility:hub-tenant"
+    assert all(
+        o["metadata"].get("namespace", "facility-u-alice") == "facility-u-alice" for o in objects
+    )
+    assert all(o["metadata"]["labels"][OWNER_LABEL] == "alice" for o in objects)
+    policies = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "NetworkPolicy"}
+    operator = policies["dask-from-owner-and-operator"]["ingress"][1]["from"][0]
+    # The operator is known by its namespace too: a label alone proves nothing.
+    assert operator["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": "facility"}
+    }
+    assert objects[-1]["kind"] == "ResourceQuota"
 
 
 def test_dashboards_of_users_schedulers_and_nothing_else_go_through_the_proxy(kube_config):

@@ -334,12 +334,17 @@ current-context: facility-test
         if applied.returncode != 0:
             raise RuntimeError(f"port forward {namespace}:{port}: {applied.stderr}")
 
-    def start_dask_operator(self, namespace: str) -> subprocess.Popen:
+    def start_dask_operator(
+        self, namespace: str | None = None, kubeconfig: Path | None = None
+    ) -> subprocess.Popen:
         """The real dask operator controller (kopf, from the dask-kubernetes package) watching
-        ``namespace`` as the admin; it stops with the control plane."""
-        command = [sys.executable, "-m", "kopf", "run", "--standalone", "--namespace", namespace]
+        ``namespace`` (all namespaces, as its chart runs it, when None), as the admin or with
+        ``kubeconfig`` (the operator's own account); it stops with the control plane."""
+        watch = ["--namespace", namespace] if namespace else ["--all-namespaces"]
+        command = [sys.executable, "-m", "kopf", "run", "--standalone", *watch]
         command += ["-m", "dask_kubernetes.operator.controller"]
-        return self._spawn("dask-operator", command, {"KUBECONFIG": str(self.kubeconfig)})
+        config = str(kubeconfig or self.kubeconfig)
+        return self._spawn("dask-operator", command, {"KUBECONFIG": config})
 
     def stop(self) -> None:
         stop_in_reverse(self.processes, timeout=20)

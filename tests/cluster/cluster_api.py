@@ -14,10 +14,10 @@ NAMESPACE = "analysis"
 OPERATOR_LABELS = {"app.kubernetes.io/name": "dask-kubernetes-operator"}
 
 
-def create(cluster, manifest: dict | str, user: str | None = None):
-    """``kubectl create`` of one manifest (or a List) in the test namespace."""
+def create(cluster, manifest: dict | str, user: str | None = None, namespace: str = NAMESPACE):
+    """``kubectl create`` of one manifest (or a List) in ``namespace`` (the facility's)."""
     text = manifest if isinstance(manifest, str) else json.dumps(manifest)
-    return cluster.kubectl("create", "-n", NAMESPACE, "-f", "-", stdin=text, user=user)
+    return cluster.kubectl("create", "-n", namespace, "-f", "-", stdin=text, user=user)
 
 
 def helm(cluster, *args):
@@ -31,13 +31,13 @@ def release(cluster, verb: str, chart: Path, values: str, *extra: str):
     return helm(cluster, verb, "facility", str(chart), "-n", NAMESPACE, "-f", ci_values, *extra)
 
 
-def account(name: str) -> str:
-    return f"system:serviceaccount:{NAMESPACE}:{name}"
+def account(name: str, namespace: str = NAMESPACE) -> str:
+    return f"system:serviceaccount:{namespace}:{name}"
 
 
-def account_kubeconfig(cluster, name: str, path: Path) -> Path:
+def account_kubeconfig(cluster, name: str, path: Path, namespace: str = NAMESPACE) -> Path:
     """A kubeconfig with a token of the ServiceAccount ``name``, as its pod would have."""
-    token = cluster.kubectl("create", "token", name, "-n", NAMESPACE, "--duration=2h")
+    token = cluster.kubectl("create", "token", name, "-n", namespace, "--duration=2h")
     assert token.returncode == 0, token.stderr
     ca = str(cluster.pki / "ca.crt")
     config = {
@@ -48,7 +48,7 @@ def account_kubeconfig(cluster, name: str, path: Path) -> Path:
         ],
         "users": [{"name": name, "user": {"token": token.stdout.strip()}}],
         "contexts": [
-            {"name": "c", "context": {"cluster": "c", "user": name, "namespace": NAMESPACE}}
+            {"name": "c", "context": {"cluster": "c", "user": name, "namespace": namespace}}
         ],
         "current-context": "c",
     }
@@ -66,8 +66,8 @@ def wait_for(check, what: str, timeout: float = 120):
         time.sleep(1)
 
 
-def pods(cluster, selector: str) -> list[dict]:
-    listed = cluster.kubectl("get", "pods", "-n", NAMESPACE, "-l", selector, "-o", "json")
+def pods(cluster, selector: str, namespace: str = NAMESPACE) -> list[dict]:
+    listed = cluster.kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json")
     return json.loads(listed.stdout)["items"] if listed.returncode == 0 else []
 
 

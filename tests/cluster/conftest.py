@@ -1,19 +1,55 @@
 """The facility against a real Kubernetes API server (etcd, kube-apiserver, controller manager
 and scheduler built from their Go modules, kwok's simulated nodes, as processes on
-127.0.0.1), shared by this directory's tests: one control plane, the chart installed once."""
+127.0.0.1), shared by this directory's tests: one control plane, the chart installed once, the
+hub's account, alice's and bob's namespaces made by it, and the dask operator running as its
+own account."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
-from cluster_api import NAMESPACE, OPERATOR_LABELS, account, create, release
+import yaml
+from cluster_api import (
+    NAMESPACE,
+    account,
+    account_kubeconfig,
+    create,
+    release,
+)
 
+from analysis_kernels.dask_tls import user_certificate
 from charts.cluster.controlplane import ControlPlane
-from charts.offline_chart import OPERATOR, OPERATOR_CHART, copy_chart
-from hub_config.kube import user_objects
+from charts.offline_chart import CHART, OPERATOR, OPERATOR_CHART, copy_chart
+from hub_config.tenancy import (
+    DASK_TLS_SECRET,
+    TOKEN_SECRET,
+    USER_ACCOUNT,
+    tenant_namespace,
+    tenant_objects,
+)
 
 CRDS = OPERATOR_CHART / "crds"
+# Images the tests' pods name; the chart admits only the facility's repositories.
+TEST_IMAGES = "tenancy.allowedImages={ghcr.io/analysis-facility/analysis,analysis}"
+
+# z2jh's own hub Role (jupyterhub/templates/hub/rbac.yaml in z2jh 4.4.0), which the chart's
+# ClusterRoles add to; z2jh's chart repository is out of reach here, so the test creates it.
+Z2JH_HUB_RULES = [
+    {
+        "apiGroups": [""],
+        "resources": ["pods", "persistentvolumeclaims", "secrets", "services"],
+        "verbs": ["get", "watch", "list", "create", "delete"],
+    },
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "watch", "list"]},
+]
+
+
+def chart_facility_values() -> dict:
+    """The chart's default ``facility.kubernetes`` values (quota and limits of users)."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    return values["jupyterhub"]["custom"]["facility"]["kubernetes"]
 
 
 @pytest.fixture(scope="session")
@@ -44,24 +80,92 @@ def installed(cluster, tmp_path_factory):
     # The dask operator subchart comes along; z2jh's chart repository is out of reach here.
     chart = copy_chart(tmp_path_factory.mktemp("chart"), keep=(OPERATOR,))
     install = release(
-        cluster, "install", chart, "minimal-values.yaml", "--create-namespace", "--wait"
+        cluster,
+        "install",
+        chart,
+        "minimal-values.yaml",
+        "--create-namespace",
+        "--wait",
+        "--set",
+        TEST_IMAGES,
     )
     assert install.returncode == 0, install.stderr
     return chart
 
 
 @pytest.fixture(scope="session")
-def users(cluster, installed):
-    """alice and bob set up by the hub's own account, as FacilityKubeSpawner does at spawn."""
-    for name in ("alice", "bob"):
-        manifests = user_objects(NAMESPACE, name, "analysis-facility-user", OPERATOR_LABELS)
-        listed = {"apiVersion": "v1", "kind": "List", "items": manifests}
-        created = create(cluster, listed, user=account("hub"))
-        assert created.returncode == 0, created.stderr
-    return {"alice": account("user-alice"), "bob": account("user-bob")}
+def hub(cluster, installed) -> str:
+    """z2jh's hub ServiceAccount with z2jh's hub Role, beside the chart's ClusterRoles."""
+    objects = [
+        {"kind": "ServiceAccount", "apiVersion": "v1", "metadata": {"name": "hub"}},
+        {
+            "kind": "Role",
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "metadata": {"name": "hub"},
+            "rules": Z2JH_HUB_RULES,
+        },
+        {
+            "kind": "RoleBinding",
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "metadata": {"name": "hub"},
+            "subjects": [{"kind": "ServiceAccount", "name": "hub", "namespace": NAMESPACE}],
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hub"},
+        },
+    ]
+    made = create(cluster, {"apiVersion": "v1", "kind": "List", "items": objects})
+    assert made.returncode == 0, made.stderr
+    return account("hub")
+
+
+def make_tenant(cluster, hub_account: str, owner: str) -> dict:
+    """A user's namespace and objects, made by the hub's account as FacilityKubeSpawner makes
+    them (one by one: the hub's rights in the namespace come with its first binding there),
+    with the user's token and Dask certificate Secrets."""
+    kube = chart_facility_values()
+    manifests = tenant_objects(
+        NAMESPACE, owner, "hub", quota=kube["userQuota"], limits=kube["userLimits"]
+    )
+    namespace = tenant_namespace(NAMESPACE, owner)
+    secrets = [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "stringData": data,
+        }
+        for name, data in (
+            (DASK_TLS_SECRET, user_certificate(owner)),
+            (TOKEN_SECRET, {"bearer_token": f"{owner}-token"}),
+        )
+    ]
+    for manifest in manifests + secrets:
+        deadline = time.monotonic() + 10
+        while True:  # RBAC takes a moment to see the hub's new binding
+            made = create(cluster, manifest, user=hub_account, namespace=namespace)
+            if made.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert made.returncode == 0, (manifest["kind"], manifest["metadata"]["name"], made.stderr)
+    return {
+        "namespace": namespace,
+        "account": account(USER_ACCOUNT, namespace),
+        "certificate": secrets[0]["stringData"],
+    }
 
 
 @pytest.fixture(scope="session")
-def operator(cluster, installed):
-    """The real dask operator controller (kopf), against this API server."""
-    return cluster.start_dask_operator(NAMESPACE)
+def users(cluster, hub) -> dict[str, dict]:
+    """alice and bob, each with the namespace the hub makes."""
+    return {name: make_tenant(cluster, hub, name) for name in ("alice", "bob")}
+
+
+@pytest.fixture(scope="session")
+def operator(cluster, installed, tmp_path_factory):
+    """The real dask operator controller (kopf) watching all namespaces, as its chart runs
+    it, with nothing but its own account's rights (the chart's narrowed RBAC)."""
+    kubeconfig = account_kubeconfig(
+        cluster,
+        "dask-kubernetes-operator",
+        Path(tmp_path_factory.mktemp("operator")) / "operator.kubeconfig",
+    )
+    return cluster.start_dask_operator(kubeconfig=kubeconfig)
