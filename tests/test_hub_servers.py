@@ -24,7 +24,10 @@ nb.cells.append(nbformat.v4.new_code_cell(
     f"print({{'entries': int({mass}.sum()), 'counts': {mass}.values().astype(int).tolist()}})"
 ))
 NotebookClient(nb, timeout=600, resources={"metadata": {"path": "examples"}}).execute()
-print(nb.cells[-1].outputs[-1]["text"])
+from analysis_kernels.session import _sidebar_api, jupyter_server
+result = ast.literal_eval(nb.cells[-1].outputs[-1]["text"])
+result["sidebar_clusters"] = len(_sidebar_api(jupyter_server()))  # the one the notebook used
+print(result)
 """
 
 READ_TOKENS = """
@@ -64,6 +67,7 @@ def test_example_notebook_runs_the_ds_analysis_in_the_users_server(login, datase
     expected = run("ds", [str(datasets["ds"])], executor="serial").output["mass"]
     assert result["counts"] == expected.values().astype(int).tolist()
     assert result["entries"] == int(expected.sum()) > 0
+    assert result["sidebar_clusters"] == 1
 
 
 def _file_and_state(admin: HubUser, name: str, path: str) -> tuple[str, dict]:
