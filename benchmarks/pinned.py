@@ -1,23 +1,29 @@
-"""One measurement in its own process, pinned to one core: ``python -m benchmarks.pinned SPEC``.
+"""Measurements in processes of their own, pinned to one core, run in interleaved rounds.
 
 Figures taken in one long-lived process drift with what ran before (caches, JIT state,
 allocator); a fresh process per system and a core of its own make rows comparable. The
-parent (:func:`measure`) starts it under ``taskset``; the child warms up, then times runs
-of at least ``min_run_s`` seconds each (as many calls as fit), and prints one JSON line
-with the wall and the CPU time per call. On a quiet machine the two agree (CPU/wall near
-1); on a shared one the process CPU time is the figure that other tenants disturb least.
+parent (:func:`measure_together`) starts one process per system under ``taskset``, all on
+the same core; each warms up (imports, JIT compilation, open files, page cache) and then
+waits. In each round the parent asks every process in turn for one run of at least
+``min_run_s`` seconds (as many calls as fit), so the systems' runs alternate in time: a
+period when the machine is busy slows every system, not the one that happened to be
+measured then. Each run reports the wall and the CPU time per call. On a quiet machine the
+two agree (CPU/wall near 1); on a shared one the process CPU time is the figure that other
+tenants disturb least.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
-RESULT = "PINNED-RESULT "
+READY, RESULT = "PINNED-READY ", "PINNED-RESULT "
 
 
 def core() -> int:
@@ -30,30 +36,16 @@ def loadavg() -> list[float]:
         return [float(x) for x in f.read().split()[:3]]
 
 
-def time_runs(call, min_run_s: float, runs: int) -> dict:
-    """Seconds per call: warm-up, then ``runs`` runs of at least ``min_run_s`` each."""
-    start = time.perf_counter()
-    call()  # imports, JIT compilation, open files, page cache
-    warmup = time.perf_counter() - start
-    walls, cpus, calls = [], [], []
-    for _ in range(runs):
-        n, wall0, cpu0 = 0, time.perf_counter(), time.process_time()
-        while True:
-            call()
-            n += 1
-            elapsed = time.perf_counter() - wall0
-            if elapsed >= min_run_s:
-                break
-        walls.append(elapsed / n)
-        cpus.append((time.process_time() - cpu0) / n)
-        calls.append(n)
-    return {
-        "warmup_s": warmup,
-        "wall": _stats(walls),
-        "cpu": _stats(cpus),
-        "cpu_over_wall": sum(cpus) / sum(walls),
-        "calls_per_run": calls,
-    }
+def one_run(call, min_run_s: float) -> dict:
+    """Call until at least ``min_run_s`` seconds have passed: wall and CPU seconds per call."""
+    n, wall0, cpu0 = 0, time.perf_counter(), time.process_time()
+    while True:
+        call()
+        n += 1
+        elapsed = time.perf_counter() - wall0
+        if elapsed >= min_run_s:
+            break
+    return {"wall": elapsed / n, "cpu": (time.process_time() - cpu0) / n, "calls": n}
 
 
 def _stats(seconds: list[float]) -> dict:
@@ -67,22 +59,70 @@ def _stats(seconds: list[float]) -> dict:
     }
 
 
-def measure(spec: dict, cpu: int | None = None) -> dict:
-    """Run ``spec`` (system, analysis, files, params, chunk_size, min_run_s, runs) pinned."""
+def summary(warmup_s: float, runs: list[dict]) -> dict:
+    walls, cpus = [r["wall"] for r in runs], [r["cpu"] for r in runs]
+    return {
+        "warmup_s": warmup_s,
+        "wall": _stats(walls),
+        "cpu": _stats(cpus),
+        "cpu_over_wall": sum(cpus) / sum(walls),
+        "calls_per_run": [r["calls"] for r in runs],
+    }
+
+
+def _read(proc: subprocess.Popen, log, prefix: str, name: str) -> str:
+    for line in proc.stdout:
+        if line.startswith(prefix):
+            return line[len(prefix) :]
+    proc.wait()
+    log.seek(0)
+    raise RuntimeError(f"pinned measurement {name} failed:\n{log.read()[-3000:]}")
+
+
+def measure_together(specs: dict[str, dict], runs: int, cpu: int | None = None) -> dict:
+    """One pinned process per spec (system, analysis, files, params, chunk_size,
+    min_run_s), their runs interleaved over ``runs`` rounds; results by spec name."""
     cpu = core() if cpu is None else cpu
-    before = loadavg()
-    proc = subprocess.run(
-        ["taskset", "-c", str(cpu), sys.executable, "-m", "benchmarks.pinned", json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT)]
-    if proc.returncode or not lines:
-        raise RuntimeError(
-            f"pinned measurement {spec['system']} {spec['analysis']} failed:\n{proc.stderr[-3000:]}"
-        )
-    return {**json.loads(lines[-1][len(RESULT) :]), "core": cpu, "loadavg": [before, loadavg()]}
+    with contextlib.ExitStack() as stack:
+        # stderr to files: a chatty child never blocks on a full pipe
+        logs = {name: stack.enter_context(tempfile.TemporaryFile("w+")) for name in specs}
+        procs = {
+            name: subprocess.Popen(
+                [
+                    "taskset",
+                    "-c",
+                    str(cpu),
+                    sys.executable,
+                    "-m",
+                    "benchmarks.pinned",
+                    json.dumps(spec),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=logs[name],
+                text=True,
+            )
+            for name, spec in specs.items()
+        }
+        try:
+            warmup = {name: float(_read(p, logs[name], READY, name)) for name, p in procs.items()}
+            results: dict[str, list] = {name: [] for name in procs}
+            load = [loadavg()]
+            names = list(procs)
+            for r in range(runs):
+                for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order
+                    procs[name].stdin.write("run\n")
+                    procs[name].stdin.flush()
+                    results[name].append(json.loads(_read(procs[name], logs[name], RESULT, name)))
+                load.append(loadavg())
+        finally:
+            for p in procs.values():
+                p.stdin.close()
+                p.wait()
+    return {
+        name: {**summary(warmup[name], results[name]), "core": cpu, "loadavg": load}
+        for name in procs
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -92,8 +132,12 @@ def main(argv: list[str]) -> int:
     call = build(
         spec["system"], spec["analysis"], spec["files"], spec["params"], spec.get("chunk_size")
     )
-    result = time_runs(call, spec["min_run_s"], spec["runs"])
-    print(RESULT + json.dumps(result), flush=True)
+    start = time.perf_counter()
+    call()  # warm-up
+    print(READY + str(time.perf_counter() - start), flush=True)
+    for line in sys.stdin:
+        if line.strip() == "run":
+            print(RESULT + json.dumps(one_run(call, spec["min_run_s"])), flush=True)
     return 0
 
 

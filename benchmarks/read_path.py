@@ -1,7 +1,7 @@
 """The read path, measured: which source, chunk size and decompression library to take.
 
 On the files of the throughput table, each configuration pinned to one core as there
-(:mod:`benchmarks.pinned`): the I/O floor through uproot's default source (fsspec) and
+(:mod:`benchmarks.pinned`, interleaved): the I/O floor through uproot's default source (fsspec) and
 through a memory map (what ours uses), the floor at several chunk sizes, and raw
 decompression with cramjam (the library uproot calls) and with the codecs' reference
 bindings (zstandard, lz4).
@@ -14,7 +14,7 @@ from pathlib import Path
 from analysis_kernels import get_analysis
 from analysis_kernels.executor.chunks import expand_inputs
 from benchmarks.common import branch_bytes, dataset, save
-from benchmarks.pinned import measure as pinned
+from benchmarks.pinned import measure_together as pinned
 
 CONFIGS = [
     ("io-floor-fsspec", 100_000),
@@ -41,18 +41,20 @@ def measure(
             generator = get_analysis(analysis).generator
             files = expand_inputs(dataset(generator, data_root, 1, events, codec))
             ubytes = branch_bytes(analysis, files, "uncompressed")
-            for system, chunk_size in CONFIGS:
-                spec = {
+            specs = {
+                f"{system}@{chunk_size}": {
                     "system": system,
                     "analysis": analysis,
                     "files": files,
                     "params": {},
                     "chunk_size": chunk_size,
                     "min_run_s": min_run_s,
-                    "runs": runs,
                 }
-                t = pinned(spec)
+                for system, chunk_size in CONFIGS
+            }
+            for name, t in pinned(specs, runs).items():
                 t.update(t[clock])
+                system, chunk_size = specs[name]["system"], specs[name]["chunk_size"]
                 rows.append(
                     {
                         "analysis": analysis,

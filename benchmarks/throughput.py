@@ -5,7 +5,8 @@ notebooks write it), coffea (ADL queries, NanoEvents with virtual arrays: only t
 columns are read), the I/O floor (uproot reading the declared branches in ours' chunks) and
 raw decompression (the codec library alone on the same baskets). Each row is its own
 process pinned to one core (:mod:`benchmarks.pinned`): warm-up, then ``runs`` runs of at
-least ``min_run_s`` seconds; the median is reported with CPU/wall and the min-max spread,
+least ``min_run_s`` seconds, interleaved with the other systems' runs on the same analysis;
+the median is reported with CPU/wall and the min-max spread,
 and a row whose spread exceeds ``MAX_SPREAD`` is marked not quoted. ``clock`` picks the
 figure: wall time (the default, for a quiet machine) or the process CPU time (on a shared
 machine, where other tenants' work inflates the wall time of a pinned process).
@@ -18,7 +19,7 @@ from pathlib import Path
 from analysis_kernels import get_analysis
 from analysis_kernels.executor.chunks import expand_inputs
 from benchmarks.common import branch_bytes, dataset, save
-from benchmarks.pinned import measure as pinned
+from benchmarks.pinned import measure_together as pinned
 from benchmarks.workloads import systems_for
 
 SEED_ANALYSES = {"ds": {}, "stop": {"n_variations": 20}, "dt": {}}
@@ -46,16 +47,17 @@ def measure(
             cbytes, ubytes = (
                 branch_bytes(analysis, files, kind) for kind in ("compressed", "uncompressed")
             )
-            for system in systems_for(analysis):
-                spec = {
+            specs = {
+                system: {
                     "system": system,
                     "analysis": analysis,
                     "files": files,
                     "params": params,
                     "min_run_s": min_run_s,
-                    "runs": runs,
                 }
-                t = pinned(spec)
+                for system in systems_for(analysis)
+            }
+            for system, t in pinned(specs, runs).items():
                 t.update(t[clock])  # median_s, spread, ... of the chosen clock
                 rows.append(
                     {
