@@ -101,7 +101,8 @@ $(SAMPLE)/%/truth.json: $(STAMP)
 	$(FACILITY) generate $* --output $(SAMPLE)/$* --files 2 --events-per-file 100000
 
 # The facility on this machine: development IAM, JupyterHub, JupyterLab with the Dask sidebar.
-run: install $(foreach a,$(ANALYSES),$(SAMPLE)/$(a)/truth.json)
+# Only what it needs: the Python environment and the npm packages (no helm, no checkov).
+run: $(STAMP) $(NODE_STAMP) $(foreach a,$(ANALYSES),$(SAMPLE)/$(a)/truth.json)
 	$(PY) -m hub_config.local --state $(STATE) --sample-data $(SAMPLE)
 
 # The three analyses in batch on a LocalCluster, with a summary and plots under output/run/.
