@@ -1,4 +1,8 @@
-"""Distributed RDataFrame (ROOT 6.40, Dask backend) on the facility's clusters, the seeds' way."""
+"""Distributed RDataFrame (ROOT 6.40, Dask backend) on the facility's clusters, the seeds' way.
+
+Here on separate scheduler and worker processes; tests/test_notebooks.py runs the RDataFrame
+notebook on a LocalCluster and compares it with the built-in Ds analysis.
+"""
 
 from __future__ import annotations
 
@@ -64,7 +68,9 @@ def local(datasets, utilities, tmp_path_factory):
     return {"bins": bins(h), "arrays": arrays, "snapshot": path}
 
 
-def _distributed_equals_local(client, datasets, local, tmp_path):
+@pytest.mark.slow
+def test_distributed_rdataframe_equals_local(datasets, local, dask_processes, tmp_path):
+    client = Client(dask_processes.scheduler_address)
     df = selected(rdataframe("Events", datasets["ds"], client, npartitions=4))
     h = df.Histo1D(("mass", "", 62, 1.70, 2.05), "best_mass")
     assert bins(h) == local["bins"] and sum(local["bins"]) > 1000
@@ -83,23 +89,7 @@ def _distributed_equals_local(client, datasets, local, tmp_path):
     )
     assert len(manifest["pieces"]) >= 2  # written on the workers, gathered here
     assert json.loads((out.parent / "selected.manifest.json").read_text()) == manifest
-
-
-@pytest.mark.slow
-def test_distributed_rdataframe_on_a_local_cluster_equals_local(datasets, local, tmp_path):
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
-        _distributed_equals_local(client, datasets, local, tmp_path)
-
-
-@pytest.mark.slow
-def test_distributed_rdataframe_on_separate_processes_equals_local(
-    datasets, local, dask_processes, tmp_path
-):
-    with Client(dask_processes.scheduler_address) as client:
-        _distributed_equals_local(client, datasets, local, tmp_path)
+    client.close()
 
 
 def test_multithreaded_workers_are_refused_with_a_clear_error(datasets):

@@ -237,8 +237,8 @@ def test_cache_rerun_with_a_new_cut_reads_nothing_from_storage(datasets):
     _assert_same(warm.output, reference.output)
 
 
-def slow_count(events):
-    time.sleep(0.3)  # long enough chunks for a worker to die among them
+def slow_count(events, pause=0.0):
+    time.sleep(pause)  # long enough chunks for a worker to die among them
     return {"events": len(events), "triplets": int(ak.sum(events.nTriplet))}
 
 
@@ -262,7 +262,11 @@ def test_worker_killed_mid_run_changes_nothing(datasets):
         killer = threading.Thread(target=kill_when_busy)
         killer.start()
         report = run(
-            slow_count, datasets["ds"], executor=cluster.scheduler_address, chunk_size=5_000
+            slow_count,
+            datasets["ds"],
+            executor=cluster.scheduler_address,
+            chunk_size=5_000,
+            params={"pause": 0.3},
         )
         killer.join()
     finally:
