@@ -6,11 +6,6 @@ lets through (issue 11, rows 8 and 9)."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import dask
@@ -20,19 +15,10 @@ from distributed.comm import connect
 from distributed.core import rpc
 from distributed.security import Security
 
-from analysis_kernels.dask_tls import CERT, KEY, SCHEME, tls_environment, user_certificate
+from analysis_kernels.dask_tls import CERT, KEY, SCHEME
+from tests.tls_dask import TLSDask, certificate_dir
 
 pytestmark = pytest.mark.slow
-DASK = Path(sys.executable).parent / "dask"
-
-
-def certificate_dir(root: Path, owner: str) -> Path:
-    folder = root / owner
-    folder.mkdir()
-    for name, text in user_certificate(owner).items():
-        (folder / name).write_text(text)
-        (folder / name).chmod(0o600)
-    return folder
 
 
 def security(folder: Path) -> Security:
@@ -44,52 +30,9 @@ def security(folder: Path) -> Security:
 
 @pytest.fixture
 def alices_cluster(tmp_path):
-    """A scheduler and a worker as alice's Dask pods run them: TLS settings from the
-    environment, scheduler listening on tls:// only."""
     alice, bob = certificate_dir(tmp_path, "alice"), certificate_dir(tmp_path, "bob")
-    env = os.environ | tls_environment(str(alice))
-    scheduler_file = tmp_path / "scheduler.json"
-    processes = [
-        subprocess.Popen(
-            [
-                DASK,
-                "scheduler",
-                "--protocol",
-                "tls",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--no-dashboard",
-                "--scheduler-file",
-                str(scheduler_file),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    ]
-    try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists():
-            assert time.monotonic() < deadline, "the scheduler did not start"
-            time.sleep(0.2)
-        time.sleep(0.2)
-        address = json.loads(scheduler_file.read_text())["address"]
-        processes.append(
-            subprocess.Popen(
-                [DASK, "worker", address, "--nthreads", "1", "--no-dashboard"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
+    with TLSDask(alice, tmp_path) as address:
         yield {"address": address, "alice": alice, "bob": bob}
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
 
 
 def test_the_owner_computes_over_tls(alices_cluster):
