@@ -164,11 +164,12 @@ def broken(events):
 
 
 @pytest.mark.parametrize("executor", ["serial", pytest.param("processes", marks=pytest.mark.slow)])
-def test_user_exception_comes_back_with_traceback_and_chunk(real_nanoaod, dask_processes, executor):
+def test_user_exception_comes_back_with_traceback_and_chunk(real_nanoaod, request, executor):
     """A bug is never bad input: skip_bad does not skip it."""
-    address = "serial" if executor == "serial" else dask_processes.scheduler_address
+    if executor == "processes":
+        executor = request.getfixturevalue("dask_processes").scheduler_address
     with pytest.raises(AnalysisCodeError) as raised:
-        run(broken, real_nanoaod, executor=address, chunk_size=64, skip_bad=True)
+        run(broken, real_nanoaod, executor=executor, chunk_size=64, skip_bad=True)
     message = str(raised.value)
     assert "analysis 'broken' raised ZeroDivisionError" in message
     assert "entries [" in message and raised.value.file == str(real_nanoaod)
