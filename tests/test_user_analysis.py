@@ -307,3 +307,16 @@ def test_cli_runs_a_file_and_a_module(real_nanoaod, tmp_path, monkeypatch, capsy
         assert "columns read: Muon_pt, nMuon" in out and "200 processed of 200" in out
     assert main(["analyze", "cli_analysis:nothing", str(real_nanoaod)]) == 2
     assert "defines no 'nothing'" in capsys.readouterr().err
+
+
+def test_builtin_analysis_reads_an_rntuple_like_its_ttree(datasets, tmp_path):
+    from analysis_kernels.analyses import get_analysis
+
+    ttree = sorted(datasets["ds"].glob("*.root"))[0]
+    arrays = uproot.open(ttree)["Events"].arrays(list(get_analysis("ds").branches))
+    with uproot.recreate(tmp_path / "ds_rntuple.root") as f:
+        f.mkrntuple("Events", arrays)
+    expected = run("ds", ttree, chunk_size=25_000)
+    report = run("ds", tmp_path / "ds_rntuple.root", chunk_size=25_000)
+    _assert_same(report.output, expected.output)
+    assert report.chunks == expected.chunks == 3 and report.complete

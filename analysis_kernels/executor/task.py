@@ -54,15 +54,9 @@ def process_chunk(
     events, bytes_read = (column_cache.get(key) if cache else None), 0
     if events is None:
         try:
-            events, bytes_read = read_chunk(
-                chunk.file, branches, chunk.entry_start, chunk.entry_stop, tree
-            )
+            events, bytes_read = _read_typed(chunk, branches, tree)
         except InputError as err:
-            if not skip_bad:
-                raise
-            return ChunkOutcome(
-                chunk, error=str(err), details={"traceback": traceback.format_exc(limit=3)}
-            )
+            return _bad_input(chunk, err, skip_bad)
         if cache:
             column_cache.put(key, events)
     output, snapshot = analysis.process(events, **params)
@@ -75,6 +69,23 @@ def process_chunk(
         harvested,
         columns=frozenset(branches),
     )
+
+
+def _read_typed(chunk: Chunk, branches: dict[str, str], tree: str) -> tuple:
+    """A built-in analysis' branches with their declared types, from a TTree or an RNTuple."""
+    span = (chunk.entry_start, chunk.entry_stop)
+    source = open_tree(chunk.file, tree)
+    if lazy.is_ttree(source):
+        return read_chunk(chunk.file, branches, *span, tree)
+    events = lazy.read_columns(source, chunk.file, list(branches), *span)
+    for name, expected in branches.items():
+        found = str(events[name].type.content)
+        if found != expected:
+            raise InputError(
+                f"column {name!r} has type {found!r}, the analysis expects {expected!r}",
+                file=chunk.file,
+            )
+    return events, 0
 
 
 def _bad_input(chunk: Chunk, err: InputError, skip_bad: bool) -> ChunkOutcome:
