@@ -185,6 +185,8 @@ def _print_summary(report, builtin: bool) -> None:
         for key, value in sorted(report.output.items()):
             shown = f"{type(value).__name__}, {value.sum()}" if hasattr(value, "axes") else value
             print(f"  {key}: {shown}")
+        if report.summary:
+            print(f"  summary (postprocess): {report.summary}")
         return
     for line in get_analysis(report.analysis).headline(report.summary) if report.summary else []:
         print(f"  {line}")
