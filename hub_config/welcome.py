@@ -32,8 +32,8 @@ def welcome_text(branding: BrandingSettings, sample_data: str) -> str:
   is kept between sessions.
 - **Dask**: the Dask tab in the left sidebar (the Dask logo) has a **+ NEW** button that
   starts a cluster of your server's size; its card shows the workers and a button to scale
-  it. Notebooks get the same cluster with
-  `from analysis_kernels.clusters import facility_cluster`.
+  it. A notebook makes the same kind of cluster with `facility_cluster()` from
+  `analysis_kernels.clusters`.
 - **Your IAM token** is the file named by `BEARER_TOKEN_FILE`, kept fresh by the hub, for
   reading grid storage as yourself.
 
