@@ -121,7 +121,7 @@ def scheduler(tmp_path):
     address = f"tcp://127.0.0.1:{port}"
     quiet = {"cwd": tmp_path, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     scheduler = ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port)]
-    worker = ["distributed.cli.dask_worker", address, "--nthreads", "1"]
+    worker = ["distributed.cli.dask_worker", address, "--host", "127.0.0.1", "--nthreads", "1"]
     processes = [
         subprocess.Popen([sys.executable, "-m", *command, "--no-dashboard"], **quiet)
         for command in (scheduler, worker)
