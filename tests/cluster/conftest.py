@@ -162,7 +162,39 @@ def users(cluster, hub) -> dict[str, dict]:
 @pytest.fixture(scope="session")
 def operator(cluster, installed, tmp_path_factory):
     """The real dask operator controller (kopf) watching all namespaces, as its chart runs
-    it, with nothing but its own account's rights (the chart's narrowed RBAC)."""
+    it, with its own account's rights (the chart's narrowed RBAC) and one more, for the test
+    only: in a cluster the operator reaches schedulers' Services over the pod network; here it
+    runs outside it and port-forwards instead (without the right, its timers wait on the
+    refused forwards and hold up deletions)."""
+    forwarding = [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": "test-only-operator-port-forward"},
+            "rules": [
+                {"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["get", "create"]}
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "test-only-operator-port-forward"},
+            "subjects": [
+                {
+                    "kind": "ServiceAccount",
+                    "name": "dask-kubernetes-operator",
+                    "namespace": NAMESPACE,
+                }
+            ],
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "test-only-operator-port-forward",
+            },
+        },
+    ]
+    granted = create(cluster, {"apiVersion": "v1", "kind": "List", "items": forwarding})
+    assert granted.returncode == 0, granted.stderr
     kubeconfig = account_kubeconfig(
         cluster,
         "dask-kubernetes-operator",

@@ -8,6 +8,8 @@ import json
 import pytest
 from cluster_api import NAMESPACE, create, helm, release
 
+from analysis_kernels.clusters import CONTAINER_SECURITY, POD_SECURITY
+
 pytestmark = pytest.mark.slow
 
 
@@ -41,29 +43,32 @@ def test_install_and_upgrade_are_accepted_by_the_api_server(cluster, installed):
     assert status["info"]["status"] == "deployed" and status["version"] == 2
     kept = cluster.kubectl("get", "secret", "analysis-facility-iam", "-n", NAMESPACE)
     assert kept.returncode == 0, "the IAM secret of the first install was deleted by the upgrade"
+
+
+def test_each_users_quota_and_limits_are_enforced(cluster, users):
+    namespace = users["alice"]["namespace"]
     quota = json.loads(
         cluster.kubectl(
-            "get", "resourcequota", "analysis-facility", "-n", NAMESPACE, "-o", "json"
+            "get", "resourcequota", "facility-user", "-n", namespace, "-o", "json"
         ).stdout
     )
-    assert quota["spec"]["hard"]["limits.cpu"] == "1k"  # 1000, as the API server writes it
-
-
-def test_containers_beyond_the_limits_are_refused(cluster, installed):
+    assert quota["spec"]["hard"]["limits.cpu"] == "32"
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "greedy"},
         "spec": {
+            "securityContext": POD_SECURITY,
             "containers": [
                 {
                     "name": "c",
                     "image": "analysis:1",
+                    "securityContext": CONTAINER_SECURITY,
                     "resources": {"limits": {"cpu": "64", "memory": "1Gi"}},
                 }
-            ]
+            ],
         },
     }
-    result = create(cluster, pod)
+    result = create(cluster, pod, namespace=namespace)
     assert result.returncode != 0
     assert "maximum cpu usage per Container is 16" in result.stderr

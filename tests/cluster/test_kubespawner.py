@@ -7,51 +7,22 @@ import json
 from urllib.parse import quote
 
 import pytest
-from cluster_api import NAMESPACE, account_kubeconfig, create, pods, running, wait_for
+from cluster_api import NAMESPACE, account_kubeconfig, pods, running, wait_for
 
 from analysis_kernels.clusters import OWNER_LABEL
+from hub_config.tenancy import tenant_namespace, tenant_objects
 
 pytestmark = pytest.mark.slow
 
 
-# z2jh's own hub Role (jupyterhub/templates/hub/rbac.yaml in z2jh 4.4.0), which the chart's
-# hub Role adds to; z2jh's chart repository is out of reach here, so the test creates it.
-Z2JH_HUB_RULES = [
-    {
-        "apiGroups": [""],
-        "resources": ["pods", "persistentvolumeclaims", "secrets", "services"],
-        "verbs": ["get", "watch", "list", "create", "delete"],
-    },
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "watch", "list"]},
-]
-
-
 @pytest.fixture(scope="module")
-def kube_hub(cluster, installed, tmp_path_factory):
+def kube_hub(cluster, hub, tmp_path_factory):
     """The real hub, configured by hub_config for Kubernetes, with the development IAM, its
-    KubeSpawner talking to this API server as the hub's ServiceAccount. Home storage as z2jh
-    configures it (a PVC per user) is given as KubeSpawner options."""
+    KubeSpawner talking to this API server as the hub's ServiceAccount (z2jh's hub Role and the
+    chart's ClusterRoles). Home storage as z2jh configures it (a PVC per user) is given as
+    KubeSpawner options, over z2jh-like c.KubeSpawner settings the facility must merge with."""
     from hub_config.local.facility import LocalFacility
 
-    hub = {
-        "kind": "Role",
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "metadata": {"name": "hub"},
-    }
-    binding = {
-        "kind": "RoleBinding",
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "metadata": {"name": "hub"},
-        "subjects": [{"kind": "ServiceAccount", "name": "hub", "namespace": NAMESPACE}],
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hub"},
-    }
-    objects = [
-        {"kind": "ServiceAccount", "apiVersion": "v1", "metadata": {"name": "hub"}},
-        hub | {"rules": Z2JH_HUB_RULES},
-        binding,
-    ]
-    made = create(cluster, {"apiVersion": "v1", "kind": "List", "items": objects})
-    assert made.returncode == 0, made.stderr
     state = tmp_path_factory.mktemp("kube-hub")
     facility = LocalFacility(
         state_dir=state,
@@ -64,6 +35,8 @@ def kube_hub(cluster, installed, tmp_path_factory):
             "KUBECONFIG": str(account_kubeconfig(cluster, "hub", state / "hub.kubeconfig"))
         },
         hub_args=[
+            "--KubeSpawner.extra_labels=hub.jupyter.org/network-access-hub=true",
+            "--KubeSpawner.service_account=z2jh-singleuser",
             "--FacilityKubeSpawner.storage_pvc_ensure=True",
             "--FacilityKubeSpawner.pvc_name_template=claim-{user_server}",
             "--FacilityKubeSpawner.storage_capacity=1Gi",
@@ -82,11 +55,15 @@ def test_kubespawner_makes_the_users_pod_home_and_token_secret(cluster, kube_hub
     mario.new_token()
     started = mario.api("POST", "/users/mario.rossi%40infn.it/server", json={"profile": "medium"})
     assert started.status_code in (201, 202), started.text
-    owner = "mario-rossi-infn-it---5704bc87"  # his DNS-safe name: account, Role, cluster, label
-    [pod] = wait_for(lambda: running(pods(cluster, f"{OWNER_LABEL}={owner}"), 1), "his pod")
+    owner = "mario-rossi-infn-it---5704bc87"  # his DNS-safe name: namespace, cluster, label
+    namespace = tenant_namespace(NAMESPACE, owner)
+    [pod] = wait_for(
+        lambda: running(pods(cluster, f"{OWNER_LABEL}={owner}", namespace), 1), "his pod"
+    )
     name = pod["metadata"]["name"]
 
-    assert pod["spec"]["serviceAccountName"] == f"user-{owner}"
+    assert pod["spec"]["serviceAccountName"] == "facility-user"
+    assert pod["metadata"]["labels"]["hub.jupyter.org/network-access-hub"] == "true"
     container = pod["spec"]["containers"][0]
     assert container["image"] == "analysis:1"
     assert container["resources"]["limits"]["cpu"] == "2"  # the medium profile
@@ -94,9 +71,9 @@ def test_kubespawner_makes_the_users_pod_home_and_token_secret(cluster, kube_hub
     assert container["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
-    mount = next(m for m in container["volumeMounts"] if m["name"] == "iam-token")
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "facility-iam-token")
     assert mount == {
-        "name": "iam-token",
+        "name": "facility-iam-token",
         "mountPath": "/var/run/secrets/facility",
         "readOnly": True,
     }
@@ -105,24 +82,20 @@ def test_kubespawner_makes_the_users_pod_home_and_token_secret(cluster, kube_hub
     assert environment["FACILITY_OWNER"] == owner
 
     secret = json.loads(
-        cluster.kubectl("get", "secret", f"{name}-iam-token", "-n", NAMESPACE, "-o", "json").stdout
+        cluster.kubectl("get", "secret", "iam-token", "-n", namespace, "-o", "json").stdout
     )
     token = base64.b64decode(secret["data"]["bearer_token"]).decode()
     claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
     assert claims["iss"] == kube_hub.issuer and claims["sub"]
     assert token not in json.dumps(pod), "the IAM token is in the pod spec"
 
-    claim = cluster.kubectl("get", "pvc", f"claim-{owner}", "-n", NAMESPACE)
+    claim = cluster.kubectl("get", "pvc", f"claim-{owner}", "-n", namespace)
     assert claim.returncode == 0, claim.stderr
-    for kind, object_name in [
-        ("serviceaccount", f"user-{owner}"),
-        ("role", f"user-{owner}-dask"),
-        ("rolebinding", f"user-{owner}"),
-        ("rolebinding", f"user-{owner}-dask"),
-        ("networkpolicy", f"dask-{owner}"),
-    ]:
-        got = cluster.kubectl("get", kind, object_name, "-n", NAMESPACE)
+    for manifest in tenant_objects(NAMESPACE, owner, "hub")[1:]:
+        kind, object_name = manifest["kind"].lower(), manifest["metadata"]["name"]
+        got = cluster.kubectl("get", kind, object_name, "-n", namespace)
         assert got.returncode == 0, (kind, got.stderr)
+    assert cluster.kubectl("get", "secret", "dask-tls", "-n", namespace).returncode == 0
 
     # kwok runs no container, so nothing answers for the server: where the network answers
     # any address, the hub takes that for the server, and otherwise gives up after its
@@ -132,13 +105,12 @@ def test_kubespawner_makes_the_users_pod_home_and_token_secret(cluster, kube_hub
         mario.stop_server()
     wait_for(
         lambda: (
-            cluster.kubectl("get", "pod", name, "-n", NAMESPACE).returncode != 0
-            and cluster.kubectl("get", "secret", f"{name}-iam-token", "-n", NAMESPACE).returncode
-            != 0
+            cluster.kubectl("get", "pod", name, "-n", namespace).returncode != 0
+            and cluster.kubectl("get", "secret", "iam-token", "-n", namespace).returncode != 0
         ),
         "the pod and the token Secret removed",
     )
-    assert cluster.kubectl("get", "pvc", f"claim-{owner}", "-n", NAMESPACE).returncode == 0
+    assert cluster.kubectl("get", "pvc", f"claim-{owner}", "-n", namespace).returncode == 0
 
 
 def spawn_outcome(user) -> str | None:
