@@ -192,10 +192,13 @@ def test_identical_serial_local_and_separate_processes(datasets, dask_processes,
         "def jet_count(events):\n"
         "    return {'n': hist.Hist.new.Integer(0, 10, name='n').Int64().fill(events.nTriplet)}\n"
     )
-    for analysis in (ds_best_mass, f"{module}:jet_count"):
+    processes = dask_processes.scheduler_address
+    for analysis, executors in (
+        (ds_best_mass, ("serial", "local:2", processes)),
+        (f"{module}:jet_count", ("serial", processes)),  # workers that lack the module
+    ):
         reports = [
-            run(analysis, datasets["ds"], executor=ex, chunk_size=20_000)
-            for ex in ("serial", "local:2", dask_processes.scheduler_address)
+            run(analysis, datasets["ds"], executor=ex, chunk_size=20_000) for ex in executors
         ]
         for other in reports[1:]:
             _assert_same(reports[0].output, other.output)
