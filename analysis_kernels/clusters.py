@@ -53,15 +53,20 @@ def cluster_name(owner: str) -> str:
 
 
 SCHEDULER_SERVICE = re.compile(
-    r"^dask-[a-z0-9-]+-scheduler(\.[a-z0-9-]+)?(\.svc(\.cluster\.local)?)?$"
+    r"^[a-z0-9-]+-scheduler(\.(?P<namespace>[a-z0-9-]+)(\.svc(\.cluster\.local)?)?)?$"
 )
 
 
-def dashboard_host_allowed(_handler, host: str) -> bool:
+def dashboard_host_allowed(_handler, host: str, environ=os.environ) -> bool:
     """jupyter-server-proxy's host allowlist in the analysis image: the server may proxy the
-    dashboards of users' Dask schedulers (Services named dask-<user>-scheduler), and nothing
-    else beyond localhost. Who may reach which scheduler is the network policies' business."""
-    return host in ("localhost", "127.0.0.1") or bool(SCHEDULER_SERVICE.match(host))
+    dashboards of the user's own Dask schedulers (Services named <cluster>-scheduler in the
+    user's namespace, FACILITY_DASK_NAMESPACE), and nothing else beyond localhost. Other
+    users' schedulers are out of reach anyway (their namespaces admit no one else)."""
+    if host in ("localhost", "127.0.0.1"):
+        return True
+    match = SCHEDULER_SERVICE.match(host)
+    own = environ.get("FACILITY_DASK_NAMESPACE", "")
+    return bool(match) and match["namespace"] in (None, own)
 
 
 POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}

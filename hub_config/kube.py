@@ -15,6 +15,8 @@ are therefore merged into whatever configuration gave, when the pod is built.
 
 from __future__ import annotations
 
+import os
+
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from kubespawner.clients import shared_client
@@ -203,6 +205,31 @@ class FacilityKubeSpawner(FacilitySpawnerMixin, KubeSpawner):
         )
         return env
 
+    async def api_server_addresses(self) -> list[tuple[str, int]]:
+        """Where pods reach the Kubernetes API: the ``kubernetes`` Service's cluster IP (as the
+        hub's own pod sees it) and the API servers behind it, which network policies see after
+        the Service's address is translated."""
+        addresses = []
+        host, port = (
+            os.environ.get("KUBERNETES_SERVICE_HOST"),
+            os.environ.get("KUBERNETES_SERVICE_PORT"),
+        )
+        if host and port:
+            addresses.append((host, int(port)))
+        try:
+            endpoints = await shared_client("CoreV1Api").read_namespaced_endpoints(
+                "kubernetes", "default"
+            )
+        except ApiException as err:
+            self.log.warning("The API server's endpoints are unreadable (%s)", err.reason)
+            endpoints = None
+        for subset in (endpoints.subsets or []) if endpoints else []:
+            for address in subset.addresses or []:
+                addresses += [(address.ip, p.port) for p in subset.ports or []]
+        if not addresses:
+            self.log.warning("No API server address found: %s's pods cannot reach it", self.owner)
+        return addresses
+
     async def ensure_tenant(self) -> None:
         """The user's namespace and everything in it, then the user's Dask certificate."""
         for manifest in tenant_objects(
@@ -212,6 +239,7 @@ class FacilityKubeSpawner(FacilitySpawnerMixin, KubeSpawner):
             self.operator_account,
             dict(self.user_quota),
             dict(self.user_limits),
+            await self.api_server_addresses(),
         ):
             await ensure(manifest, self.owner)
         certificate = {

@@ -66,11 +66,27 @@ def _binding(namespace: str, meta: dict, name: str, role: str, account: str, acc
     }
 
 
-def _network_policies(namespace: str, meta: dict, hub_namespace: str) -> list[dict]:
+PRIVATE_RANGES = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+)
+PRIVATE_RANGES_V6 = ("fc00::/7", "fe80::/10")
+
+
+def _network_policies(
+    namespace: str, meta: dict, hub_namespace: str, api_server: list[tuple[str, int]]
+) -> list[dict]:
     """Ingress into the user's namespace: servers from the hub and proxy, Dask pods from the
     user's own pods and the dask operator; nothing else. Peers outside the namespace are
     selected by namespace and pod together, so a label a user puts on a pod of their own never
-    passes for the operator, hub or proxy (users cannot make pods in the facility's namespace)."""
+    passes for the operator, hub or proxy (users cannot make pods in the facility's namespace).
+
+    Egress, as z2jh's for its servers: DNS, the user's own namespace, the hub's API, the
+    Kubernetes API server (``api_server``: its addresses and ports, for KubeCluster), and the
+    internet (grid storage); no private address otherwise, nor the cloud metadata server."""
     facility = {"kubernetes.io/metadata.name": hub_namespace}
 
     def facility_pods(key: str, values: list[str]) -> dict:
@@ -95,28 +111,34 @@ def _network_policies(namespace: str, meta: dict, hub_namespace: str) -> list[di
             {"key": "dask.org/component", "operator": "In", "values": ["scheduler", "worker"]}
         ]
     }
-    no_metadata = {
-        "podSelector": {},
-        "policyTypes": ["Egress"],
-        "egress": [
-            {"to": [{"namespaceSelector": {}}]},
+    dns = [{"port": 53, "protocol": protocol} for protocol in ("UDP", "TCP")]
+    egress = [
+        {"ports": dns},
+        {"to": [{"podSelector": {}}]},
+        {"to": [facility_pods("component", ["hub"])], "ports": tcp(8081)},
+        *(
             {
-                "to": [
-                    {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}},
-                    {"ipBlock": {"cidr": "::/0"}},
-                ]
-            },
-        ],
-    }
+                "to": [{"ipBlock": {"cidr": f"{address}/{128 if ':' in address else 32}"}}],
+                "ports": tcp(port),
+            }
+            for address, port in sorted(set(api_server))
+        ),
+        {
+            "to": [
+                {"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}},
+                {"ipBlock": {"cidr": "::/0", "except": list(PRIVATE_RANGES_V6)}},
+            ]
+        },
+    ]
     return [
         policy("deny-ingress", {}, []),
-        # Anything but the cloud's metadata server (z2jh blocks it with a privileged init
-        # container, which Pod Security "restricted" refuses).
+        # z2jh blocks the metadata server with a privileged init container, which Pod Security
+        # "restricted" refuses; here it is one of the private addresses egress leaves out.
         {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
-            "metadata": {"name": "egress-no-cloud-metadata", "namespace": namespace, **meta},
-            "spec": no_metadata,
+            "metadata": {"name": "egress", "namespace": namespace, **meta},
+            "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": egress},
         },
         policy(
             "server-from-hub-and-proxy",
@@ -144,9 +166,12 @@ def tenant_objects(
     operator_account: str = OPERATOR_NAME,
     quota: dict | None = None,
     limits: dict | None = None,
+    api_server: list[tuple[str, int]] = (),
 ) -> list[dict]:
     """The user's namespace and what it holds before any server starts, in creation order: the
-    hub's own rights there come first, since the hub holds none in a new namespace."""
+    hub's own rights there come first, since the hub holds none in a new namespace.
+    ``api_server`` lists the Kubernetes API server's addresses and ports, which the user's pods
+    may reach."""
     namespace = tenant_namespace(hub_namespace, owner)
     labels = {"app.kubernetes.io/name": "analysis-facility", OWNER_LABEL: owner}
     meta = {"labels": labels}
@@ -188,7 +213,7 @@ def tenant_objects(
             operator_account,
             hub_namespace,
         ),
-        *_network_policies(namespace, meta, hub_namespace),
+        *_network_policies(namespace, meta, hub_namespace, list(api_server)),
     ]
     if quota:
         objects.append(

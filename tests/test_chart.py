@@ -159,7 +159,10 @@ def test_the_hubs_cluster_wide_rights_are_namespaces_and_bindings_only(own_chart
         ("", "namespaces"): {"get", "create"},
         ("rbac.authorization.k8s.io", "rolebindings"): {"create"},
         ("rbac.authorization.k8s.io", "clusterroles"): {"bind"},
+        ("", "endpoints"): {"get"},
     }
+    endpoints = next(r for r in hub["rules"] if r["resources"] == ["endpoints"])
+    assert endpoints["resourceNames"] == ["kubernetes"]
     bind = next(r for r in hub["rules"] if r["verbs"] == ["bind"])
     assert sorted(bind["resourceNames"]) == sorted(
         f"analysis-facility:analysis:{what}" for what in ("hub-tenant", "operator-tenant", "user")

@@ -226,21 +226,52 @@ def test_each_user_gets_a_restricted_namespace_of_their_own():
     assert objects[-1]["kind"] == "ResourceQuota"
 
 
+def test_users_pods_reach_dns_their_namespace_the_hub_the_api_server_and_the_internet_only():
+    """z2jh's egress rules for its servers, in the user's namespace (issue 12, part 2): the
+    API server's addresses are opened one by one, not all private IPs."""
+    api = [("10.43.0.1", 443), ("192.168.1.10", 6443)]
+    objects = tenant_objects("facility", "alice", "hub", api_server=api)
+    [egress] = [o["spec"] for o in objects if o["metadata"]["name"] == "egress"]
+    assert egress["podSelector"] == {} and egress["policyTypes"] == ["Egress"]
+    blocks = [
+        (peer["ipBlock"], rule.get("ports"))
+        for rule in egress["egress"]
+        for peer in rule.get("to", [])
+        if "ipBlock" in peer
+    ]
+    opened = {block["cidr"]: ports for block, ports in blocks if "except" not in block}
+    assert opened == {
+        "10.43.0.1/32": [{"port": 443, "protocol": "TCP"}],
+        "192.168.1.10/32": [{"port": 6443, "protocol": "TCP"}],
+    }
+    [internet] = [block for block, _ in blocks if block["cidr"] == "0.0.0.0/0"]
+    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"} <= set(
+        internet["except"]
+    )
+    hub = next(r for r in egress["egress"] if r.get("ports") == [{"port": 8081, "protocol": "TCP"}])
+    assert hub["to"][0]["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": "facility"}
+    }
+
+
 def test_dashboards_of_users_schedulers_and_nothing_else_go_through_the_proxy(kube_config):
     link = kube_config.FacilityKubeSpawner.facility_environment["DASK_DISTRIBUTED__DASHBOARD__LINK"]
     assert link == "{JUPYTERHUB_SERVICE_PREFIX}proxy/{host}:{port}/status"
+    alice = {"FACILITY_DASK_NAMESPACE": "facility-u-alice"}
     for host in (
         "dask-alice-scheduler",
-        "dask-alice-scheduler.facility",
+        "dask-alice-scheduler.facility-u-alice",
         "localhost",
-        "dask-mario-rossi-infn-it---1729ec91-scheduler.facility.svc.cluster.local",
+        "my-second-cluster-scheduler.facility-u-alice.svc.cluster.local",
     ):
-        assert dashboard_host_allowed(None, host), host
+        assert dashboard_host_allowed(None, host, alice), host
     for host in (
         "hub",
         "proxy-public.facility",
         "kubernetes.default.svc",
         "169.254.169.254",
         "dask-alice-scheduler.evil.example.org",
+        "dask-bob-scheduler.facility-u-bob",  # another user's
+        "dask-bob-scheduler.facility-u-bob.svc.cluster.local",
     ):
-        assert not dashboard_host_allowed(None, host), host
+        assert not dashboard_host_allowed(None, host, alice), host

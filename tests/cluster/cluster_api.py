@@ -11,7 +11,8 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 NAMESPACE = "analysis"
-OPERATOR_LABELS = {"app.kubernetes.io/name": "dask-kubernetes-operator"}
+# Images the tests' pods name; the chart admits only the facility's repositories.
+TEST_IMAGES = "tenancy.allowedImages={ghcr.io/analysis-facility/analysis,analysis}"
 
 
 def create(cluster, manifest: dict | str, user: str | None = None, namespace: str = NAMESPACE):
@@ -26,9 +27,13 @@ def helm(cluster, *args):
 
 
 def release(cluster, verb: str, chart: Path, values: str, *extra: str):
-    """``helm <verb>`` of the release ``facility`` in the test namespace, with a ci values file."""
+    """``helm <verb>`` of the release ``facility`` in the test namespace, with a ci values file
+    and the tests' image admitted in users' namespaces."""
     ci_values = str(chart / "ci" / values)
-    return helm(cluster, verb, "facility", str(chart), "-n", NAMESPACE, "-f", ci_values, *extra)
+    return helm(
+        cluster, verb, "facility", str(chart), "-n", NAMESPACE, "-f", ci_values,
+        "--set", TEST_IMAGES, *extra,
+    )  # fmt: skip
 
 
 def account(name: str, namespace: str = NAMESPACE) -> str:

@@ -31,8 +31,6 @@ from hub_config.tenancy import (
 )
 
 CRDS = OPERATOR_CHART / "crds"
-# Images the tests' pods name; the chart admits only the facility's repositories.
-TEST_IMAGES = "tenancy.allowedImages={ghcr.io/analysis-facility/analysis,analysis}"
 
 # z2jh's own hub Role (jupyterhub/templates/hub/rbac.yaml in z2jh 4.4.0), which the chart's
 # ClusterRoles add to; z2jh's chart repository is out of reach here, so the test creates it.
@@ -86,8 +84,6 @@ def installed(cluster, tmp_path_factory):
         "minimal-values.yaml",
         "--create-namespace",
         "--wait",
-        "--set",
-        TEST_IMAGES,
     )
     assert install.returncode == 0, install.stderr
     return chart
