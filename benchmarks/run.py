@@ -1,8 +1,9 @@
 """``make bench``: every study in one invocation, peers measured beside ours.
 
 Results: ``benchmarks/results/<date>/`` (JSON per study, PNG figures, ``summary.md`` with the
-throughput table and the targets). Default sizes finish in about 15 minutes on 2 cores;
-``--scale`` multiplies every dataset size.
+throughput table and the targets). At the defaults the throughput table alone takes about 75
+minutes on 2 cores (3 codecs x 11 analyses, 5 interleaved rounds of at least 3 s per
+system); ``--scale`` multiplies every dataset size.
 """
 
 from __future__ import annotations
