@@ -36,6 +36,11 @@ def copy_chart(destination: Path, keep: tuple[str, ...] = ()) -> Path:
         operator = chart / "charts" / OPERATOR
         shutil.copytree(OPERATOR_CHART, operator)
         operator_meta = yaml.safe_load((operator / "Chart.yaml").read_text())
-        operator_meta["version"] = pinned()[OPERATOR]["version"]
+        version = pinned()[OPERATOR]["version"]
+        operator_meta["version"] = operator_meta["appVersion"] = version
         (operator / "Chart.yaml").write_text(yaml.safe_dump(operator_meta))
+        # The package ships the chart before chartpress names its image; the published chart
+        # of this version runs the operator image of the same version.
+        values = operator / "values.yaml"
+        values.write_text(values.read_text().replace('"set-by-chartpress"', f'"{version}"'))
     return chart

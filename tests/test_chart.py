@@ -384,6 +384,9 @@ def test_umbrella_renders_with_its_upstream_subcharts(tmp_path):
     docs = render(chart, VALUES[0])
     kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
     assert ("Deployment", "dask-kubernetes-operator") in kinds
+    [operator] = [d for d in docs if d["kind"] == "Deployment" and "dask" in d["metadata"]["name"]]
+    image = operator["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == f"ghcr.io/dask/dask-kubernetes-operator:{pinned()[OPERATOR]['version']}"
     # Its own cluster-wide RBAC is replaced by the facility's narrower one.
     assert not any(kind == "ClusterRole" and "dask-kubernetes" in name for kind, name in kinds)
     for doc in docs:

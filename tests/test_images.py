@@ -80,3 +80,30 @@ def test_both_dockerfiles_install_through_the_lock():
         assert "pip check" in dockerfile
     analysis = (ROOT / "images" / "analysis" / "Dockerfile").read_text()
     assert re.search(r"^USER \$\{NB_UID\}$", analysis, re.M), "the analysis image runs as root"
+
+
+def test_the_hub_image_runs_as_a_numeric_non_root_user():
+    hub = (ROOT / "images" / "hub" / "Dockerfile").read_text()
+    users = re.findall(r"^USER (\S+)$", hub, re.M)
+    assert users[-1].isdigit() and int(users[-1]) > 0, users
+
+
+def test_released_image_tags_are_the_charts_app_version():
+    """The release workflow tags both images with Chart.yaml's appVersion, and the chart's
+    defaults name exactly those tags, so a release never points at images nobody pushed."""
+    import yaml
+
+    chart = yaml.safe_load((ROOT / "charts/analysis-facility/Chart.yaml").read_text())
+    values = yaml.safe_load((ROOT / "charts/analysis-facility/values.yaml").read_text())
+    jupyterhub = values["jupyterhub"]
+    assert jupyterhub["hub"]["image"]["tag"] == chart["appVersion"]
+    assert jupyterhub["singleuser"]["image"]["tag"] == chart["appVersion"]
+    default = jupyterhub["custom"]["facility"]["kubernetes"]["defaultImage"]
+    assert default == f"{jupyterhub['singleuser']['image']['name']}:{chart['appVersion']}"
+    workflow = yaml.safe_load((ROOT / ".github/workflows/release.yml").read_text())
+    steps = workflow["jobs"]["release"]["steps"]
+    tags = [s["with"]["tags"] for s in steps if "build-push-action" in s.get("uses", "")]
+    assert [t.rsplit("/", 1)[1] for t in tags] == [
+        "hub:${{ steps.chart.outputs.app }}",
+        "analysis:${{ steps.chart.outputs.app }}",
+    ]
