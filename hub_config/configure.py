@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hub_config.branding import configure_branding
 from hub_config.settings import FacilityConfigError, FacilitySettings
-from hub_config.welcome import seed_welcome_hook
+from hub_config.welcome import seed_welcome_hook, welcome_text
 
 # Jupyter settings of the users' servers: no news prompt, the Dask cluster cards in view.
 USER_JUPYTER_CONFIG = Path(__file__).resolve().parent / "jupyter"
@@ -116,6 +116,7 @@ def _kube_spawner(c, settings: FacilitySettings) -> None:
     c.FacilityKubeSpawner.operator_account = kube.operator_account
     c.FacilityKubeSpawner.user_quota = kube.user_quota
     c.FacilityKubeSpawner.user_limits = kube.user_limits
+    c.FacilityKubeSpawner.welcome = welcome_text(settings.branding, "/opt/facility/sample")
     # z2jh sets c.KubeSpawner.profile_list from its values ([] by default); the subclass's
     # section of the config wins over it.
     c.FacilityKubeSpawner.profile_list = facility_profile_list

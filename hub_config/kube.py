@@ -136,6 +136,7 @@ class FacilityKubeSpawner(FacilitySpawnerMixin, KubeSpawner):
         config=True,
         help="The dask operator's ServiceAccount, in the facility's namespace.",
     )
+    welcome = Unicode(config=True, help="README.md for each new home (hub_config.welcome).")
     user_quota = Dict(config=True, help="ResourceQuota of each user's namespace (spec.hard).")
     user_limits = Dict(config=True, help="LimitRange of each user's containers.")
 
@@ -184,6 +185,10 @@ class FacilityKubeSpawner(FacilitySpawnerMixin, KubeSpawner):
         # The pod's own UID, for the owner reference that ties the user's Dask clusters to it.
         uid = {"valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}
         self.environment = {**self.environment, "FACILITY_POD_UID": uid}
+        # The welcome README, written by the server itself into a new home; a site's own
+        # postStart hook wins.
+        welcome = {"exec": {"command": ["python", "-m", "hub_config.welcome"]}}
+        self.lifecycle_hooks = {"postStart": welcome} | dict(self.lifecycle_hooks or {})
         # Only this account exists in the user's namespace; KubeCluster needs its token.
         self.service_account = USER_ACCOUNT
         self.automount_service_account_token = True
@@ -201,6 +206,7 @@ class FacilityKubeSpawner(FacilitySpawnerMixin, KubeSpawner):
                 "FACILITY_DASK_TLS_SECRET": DASK_TLS_SECRET,
                 "FACILITY_POD_NAME": self.pod_name,
                 "FACILITY_OWNER": self.owner,
+                "FACILITY_WELCOME": self.welcome,
             }
         )
         return env

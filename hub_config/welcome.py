@@ -1,10 +1,18 @@
 """The README.md in each new home: where the examples, the data, the Dask sidebar and help are.
 
-Written once, when the home is created, so a user may edit or delete it.
+Written once, when the home is created, so a user may edit or delete it. Locally the hub writes
+it before the server starts (``seed_welcome_hook``); on Kubernetes the hub cannot reach the
+home volume, so the server's pod writes it itself when it starts (``python -m
+hub_config.welcome``, with the text the hub gives it in ``FACILITY_WELCOME``, copying the
+example notebooks too), once per home: a marker in ``~/.facility`` keeps a deleted README
+deleted.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+from importlib import resources
 from pathlib import Path
 
 from hub_config.settings import BrandingSettings
@@ -55,3 +63,27 @@ def seed_welcome_hook(branding: BrandingSettings, sample_data: str):
             (home / "README.md").write_text(welcome_text(branding, sample_data))
 
     return hook
+
+
+WELCOMED = Path(".facility") / "welcomed"
+
+
+def welcome_home(home: Path, text: str, examples: Path | None = None) -> bool:
+    """Write README.md (and copy the example notebooks to ``examples/``) into ``home`` unless
+    this home was welcomed before; True if it was welcomed now."""
+    marker = home / WELCOMED
+    if not text or marker.exists():
+        return False
+    readme = home / "README.md"
+    if not readme.exists():
+        readme.write_text(text)
+    if examples is not None and not (home / "examples").exists():
+        shutil.copytree(examples, home / "examples")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    return True
+
+
+if __name__ == "__main__":
+    notebooks = Path(str(resources.files("analysis_kernels") / "notebooks"))
+    welcome_home(Path.home(), os.environ.get("FACILITY_WELCOME", ""), notebooks)

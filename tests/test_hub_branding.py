@@ -54,3 +54,22 @@ def test_the_sites_name_words_and_links_are_on_the_landing_page(tmp_path):
     assert 'href="https://docs.example.org/facility">Documentation</a>' in page.text
     assert 'href="mailto:facility-support@example.org">Support</a>' in page.text
     assert logo.ok and logo.headers["Content-Type"].startswith("image/svg")
+
+
+def test_a_kubernetes_servers_pod_welcomes_its_new_home_once(tmp_path):
+    """What the server's postStart hook runs (the hub cannot reach the home volume): README.md
+    and the examples in a new home, and never again once the user has deleted them."""
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = os.environ | {"HOME": str(home), "FACILITY_WELCOME": "# Welcome to the test site\n"}
+    command = [sys.executable, "-m", "hub_config.welcome"]
+    subprocess.run(command, env=env, check=True, timeout=60)
+    assert (home / "README.md").read_text() == "# Welcome to the test site\n"
+    assert sorted(p.name for p in (home / "examples").glob("*.ipynb"))
+    (home / "README.md").unlink()
+    subprocess.run(command, env=env, check=True, timeout=60)
+    assert not (home / "README.md").exists(), "a deleted README came back"

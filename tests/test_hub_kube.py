@@ -275,3 +275,15 @@ def test_dashboards_of_users_schedulers_and_nothing_else_go_through_the_proxy(ku
         "dask-bob-scheduler.facility-u-bob.svc.cluster.local",
     ):
         assert not dashboard_host_allowed(None, host, alice), host
+
+
+def test_kubernetes_servers_welcome_their_new_home_themselves(kube_config):
+    """The hub cannot reach a user's home volume: the server's postStart hook writes the
+    welcome README the hub gives it (tests/test_hub_branding.py runs the hook)."""
+    _, pod = asyncio.run(_manifest(kube_config, {}))
+    container = pod["spec"]["containers"][0]
+    hook = container["lifecycle"]["postStart"]["exec"]["command"]
+    assert hook == ["python", "-m", "hub_config.welcome"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["FACILITY_WELCOME"].startswith("# Welcome to Analysis Facility")
+    assert "/opt/facility/sample" in env["FACILITY_WELCOME"]
