@@ -63,6 +63,30 @@ def worker_group(cluster_name: str = "dask-alice") -> dict:
     }
 
 
+def dask_job() -> dict:
+    cluster = dask_cluster("dask-job")
+    return {
+        "apiVersion": "kubernetes.dask.org/v1",
+        "kind": "DaskJob",
+        "metadata": {"name": "job"},
+        "spec": {"job": {"spec": pod_spec("job")}, "cluster": {"spec": cluster["spec"]}},
+    }
+
+
+def deployment() -> dict:
+    """What the operator makes from a worker group: a Deployment whose pods it templates."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "probe"},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "probe"}},
+            "template": {"metadata": {"labels": {"app": "probe"}}, "spec": pod_spec("c")},
+        },
+    }
+
+
 def pod(name: str = "probe") -> dict:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": pod_spec("c")}
 
@@ -126,12 +150,17 @@ HOSTILE = {
     ),
 }
 
-# Ways a pod spec reaches the namespace: a user's DaskCluster (scheduler or worker template),
-# a DaskWorkerGroup, or a pod the operator's account makes itself.
+# Ways a pod spec reaches the namespace through a user: a DaskCluster (scheduler or worker
+# template), a DaskWorkerGroup, a DaskJob (its job pod, or its cluster's templates).
 PATHS = {
     "cluster scheduler": lambda f: (dask_cluster(), lambda m: f(m["spec"]["scheduler"]["spec"])),
     "cluster worker": lambda f: (dask_cluster(), lambda m: f(m["spec"]["worker"]["spec"])),
     "worker group": lambda f: (worker_group(), lambda m: f(m["spec"]["worker"]["spec"])),
+    "job pod": lambda f: (dask_job(), lambda m: f(m["spec"]["job"]["spec"])),
+    "job's cluster": lambda f: (
+        dask_job(),
+        lambda m: f(m["spec"]["cluster"]["spec"]["worker"]["spec"]),
+    ),
 }
 
 
@@ -151,17 +180,20 @@ def test_hostile_pod_specs_are_refused_on_every_path(cluster, users, what):
         result = create(cluster, manifest, user=alice["account"], namespace=alice["namespace"])
         assert result.returncode != 0, (what, path, "accepted")
         assert reason in result.stderr, (what, path, result.stderr)
-    # A pod the operator's own account makes there is refused too: by the same policy, or
-    # first by Kubernetes' own boundary (no such account in the namespace), by Pod Security,
-    # or by the API server's own refusal of privileged containers.
+    # The operator's own account is refused too, for the Deployments and pods it makes: by the
+    # same policy, or first by Kubernetes' own boundary (no such account in the namespace), by
+    # Pod Security, or by the API server's refusal of privileged containers.
+    made = deployment()
+    change(made["spec"]["template"]["spec"])
     spec = pod()
     change(spec["spec"])
-    result = create(cluster, spec, user=OPERATOR, namespace=alice["namespace"])
-    assert result.returncode != 0, (what, "accepted")
-    assert any(
-        why in result.stderr
-        for why in (reason, "not found", 'violates PodSecurity "restricted', "cluster policy")
-    ), (what, result.stderr)
+    for manifest in (made, spec):
+        result = create(cluster, manifest, user=OPERATOR, namespace=alice["namespace"])
+        assert result.returncode != 0, (what, manifest["kind"], "accepted")
+        assert any(
+            why in result.stderr
+            for why in (reason, "not found", 'violates PodSecurity "restricted', "cluster policy")
+        ), (what, manifest["kind"], result.stderr)
 
 
 def test_row_7_updates_are_checked_like_creates(cluster, users):
