@@ -142,7 +142,9 @@ class FacilityKubeSpawner(FacilitySpawnerMixin, KubeSpawner):
 
     @default("hub_namespace")
     def _hub_namespace_default(self):
-        return self._namespace_default()
+        # The configured namespace (z2jh sets it from the hub pod's POD_NAMESPACE), read before
+        # __init__ replaces it with the user's.
+        return self.namespace
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -100,6 +100,21 @@ def test_every_object_is_valid_for_the_kubernetes_api(own_chart, values):
         kubernetes_validate.validate(doc, KUBERNETES, strict=True)
 
 
+def test_kind_smoke_values_render_and_admit_the_image_kind_loads(own_chart):
+    """The smoke test's values pass the schema (a top-level key the schema lost once made
+    `make kind-smoke` fail before installing) and its users' image is admitted."""
+    smoke = ROOT / "charts" / "kind" / "smoke-values.yaml"
+    result = helm("template", "facility", str(own_chart), "-n", "analysis", "-f", str(smoke))
+    assert result.returncode == 0, result.stderr
+    docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    policy = by_kind(docs, "ValidatingAdmissionPolicy")[
+        "analysis-facility.analysis.tenant-workloads"
+    ]
+    allowed = next(v for v in policy["spec"]["variables"] if v["name"] == "allowedImages")
+    image = yaml.safe_load(smoke.read_text())["jupyterhub"]["singleuser"]["image"]["name"]
+    assert image in json.loads(allowed["expression"])
+
+
 def test_default_values_refuse_to_install_without_the_iam_secret(own_chart):
     result = helm("template", "facility", str(own_chart))
     assert result.returncode != 0

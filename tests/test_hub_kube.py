@@ -148,6 +148,20 @@ def test_z2jhs_singleuser_settings_merge_with_the_facilitys_not_replace_them(kub
     assert [p["slug"] for p in spawner.profile_list(spawner)] == ["small", "medium"]
 
 
+def test_users_namespaces_follow_the_hubs_namespace_as_z2jh_configures_it(kube_config):
+    """z2jh sets c.KubeSpawner.namespace from the hub pod's POD_NAMESPACE; with no facility
+    namespace setting, users' namespaces are made beside the hub's, not beside 'default'."""
+    config = Config()
+    config.KubeSpawner.namespace = "analysis-facility"
+    config.merge(kube_config)
+    del config.FacilityKubeSpawner["hub_namespace"]
+    spawner, pod = asyncio.run(_manifest(config, {}))
+    assert spawner.hub_namespace == "analysis-facility"
+    assert spawner.namespace == "analysis-facility-u-mock-name---6241db84"
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["FACILITY_DASK_NAMESPACE"] == spawner.namespace
+
+
 def test_forbidden_profile_is_not_offered(kube_config):
     spawner, _ = asyncio.run(_manifest(kube_config, {}))
     offered = [p["slug"] for p in spawner.profile_list(spawner)]
