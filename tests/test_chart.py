@@ -289,24 +289,25 @@ def test_dashboard_queries_metrics_the_hub_and_dask_really_expose(facility, hub_
 
 CHECKOV = Path(sys.executable).parent.parent / "checkov" / "bin" / "checkov"
 
+# What checkov still finds on the upstream charts' objects with the facility's values, and why
+# it stays (README, "Installing on Kubernetes"). The facility's own objects must pass every check.
+UPSTREAM_FINDINGS = {
+    "CKV_K8S_8": "z2jh's image pullers run pause containers, with nothing to probe",
+    "CKV_K8S_9": "the operator chart probes kopf's liveness only; pullers run pause containers",
+    "CKV_K8S_15": "pinned tags, pulled IfNotPresent: restarts do not depend on the registry",
+    "CKV_K8S_21": "upstream templates omit metadata.namespace; Helm puts them in the release's",
+    "CKV_K8S_22": "z2jh's images are not known to run on a read-only root filesystem",
+    "CKV_K8S_29": "z2jh has no pod security context value for its pullers (containers have one)",
+    "CKV_K8S_35": "z2jh hands the proxy's API token to hub and proxy as CONFIGPROXY_AUTH_TOKEN",
+    "CKV_K8S_38": "hub, operator, user scheduler and image awaiter call the Kubernetes API",
+    "CKV_K8S_40": "the hub's and the operator's images own their files as uid 1000",
+    "CKV_K8S_43": "upstream charts name images by tag; a site may put a digest in the tag values",
+}
 
-@pytest.mark.parametrize("values", VALUES)
-def test_checkov_finds_nothing_and_every_skip_says_why(own_chart, values, tmp_path):
-    assert CHECKOV.exists(), f"checkov is missing at {CHECKOV}: run make install"
-    result = helm(
-        "template",
-        "facility",
-        str(own_chart),
-        "-n",
-        "analysis",
-        "-f",
-        str(own_chart / "ci" / values),
-        "--api-versions",
-        "monitoring.coreos.com/v1/ServiceMonitor",
-    )
-    assert result.returncode == 0, result.stderr
+
+def checkov(rendered: str, tmp_path: Path) -> dict:
     manifests = tmp_path / "rendered.yaml"
-    manifests.write_text(result.stdout)
+    manifests.write_text(rendered)
     scan = subprocess.run(
         [
             str(CHECKOV),
@@ -323,11 +324,41 @@ def test_checkov_finds_nothing_and_every_skip_says_why(own_chart, values, tmp_pa
         text=True,
         timeout=300,
     )
-    report = json.loads(scan.stdout)
-    summary = report["summary"]
+    return json.loads(scan.stdout)
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_checkov_finds_nothing_and_every_skip_says_why(tmp_path, values):
+    """The chart with the dask operator subchart (z2jh's is out of reach here): nothing on the
+    facility's own objects, and on the operator's only the findings listed with a reason."""
+    assert CHECKOV.exists(), f"checkov is missing at {CHECKOV}: run make install"
+    chart = copy_chart(tmp_path, keep=(OPERATOR,))
+    result = helm(
+        "template",
+        "facility",
+        str(chart),
+        "-n",
+        "analysis",
+        "-f",
+        str(chart / "ci" / values),
+        "--api-versions",
+        "monitoring.coreos.com/v1/ServiceMonitor",
+    )
+    assert result.returncode == 0, result.stderr
+    sources = {}  # checkov's resource id -> the template it came from
+    for chunk in result.stdout.split("\n---"):
+        doc = yaml.safe_load(chunk)
+        if doc:
+            meta = doc["metadata"]
+            resource = f"{doc['kind']}.{meta.get('namespace', 'default')}.{meta['name']}"
+            sources[resource] = re.search(r"^# Source: (\S+)", chunk, re.M).group(1)
+    ours = {r for r, source in sources.items() if "/charts/" not in source}
+    assert any("/charts/dask-kubernetes-operator/" in s for s in sources.values())
+    report = checkov(result.stdout, tmp_path)
     failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
-    assert summary["failed"] == 0, failed
-    assert summary["passed"] > 50
+    assert not [f for f in failed if f[1] in ours], failed
+    assert {check for check, _ in failed} <= UPSTREAM_FINDINGS.keys(), failed
+    assert report["summary"]["passed"] > 50
     for doc in yaml.safe_load_all(result.stdout):
         for key, value in ((doc or {}).get("metadata", {}).get("annotations") or {}).items():
             if key.startswith("checkov.io/skip"):
