@@ -63,8 +63,9 @@ def by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
 
-def merged_values(values: str) -> dict:
-    """values.yaml overlaid with a ci values file, as Helm merges maps (lists replace)."""
+def merged_values(values: str | Path) -> dict:
+    """values.yaml overlaid with a values file (a ci one by name), as Helm merges maps
+    (lists replace)."""
 
     def merge(base, over):
         if isinstance(base, dict) and isinstance(over, dict):
@@ -75,6 +76,10 @@ def merged_values(values: str) -> dict:
 
     base = yaml.safe_load((CHART / "values.yaml").read_text())
     return merge(base, yaml.safe_load((CHART / "ci" / values).read_text()))
+
+
+README_SITE = re.compile(r"cat > site\.yaml <<'YAML'\n(.*?)\nYAML\n", re.S)
+SMOKE = ROOT / "charts" / "kind" / "smoke-values.yaml"
 
 
 def test_values_schema_and_reference_are_generated_from_the_described_yaml():
@@ -233,6 +238,49 @@ def test_facility_values_give_each_user_a_quota_and_limits():
     quota = settings.kubernetes.user_quota
     assert quota["limits.cpu"] == "32" and quota["pods"] == "100"
     assert settings.kubernetes.user_limits["max"] == {"cpu": "16", "memory": "64Gi"}
+
+
+def hub_reads_the_iam_secret(docs: list[dict], values: dict) -> str:
+    """The Secret the hub's init container copies the client secret from, checked along the
+    way: the volumes z2jh gives the hub (values, taken as they are) carry the ConfigMap the
+    render makes, and the hub reads the client secret where the init container writes it."""
+    hub = values["jupyterhub"]["hub"]
+    [init] = [c for c in hub["initContainers"] if c["name"] == "facility-iam"]
+    assert init["image"] == f"{hub['image']['name']}:{hub['image']['tag']}"
+    module, ref, dest = init["command"][2:]
+    assert module == "hub_config.iam_secret"
+    volumes = {v["name"]: v for v in hub["extraVolumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in init["volumeMounts"]}
+    config_map = by_kind(docs, "ConfigMap")[volumes[mounts[ref]]["configMap"]["name"]]
+    assert volumes[mounts[dest]] == {
+        "name": mounts[dest],
+        "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"},
+    }
+    [hub_mount] = [m for m in hub["extraVolumeMounts"] if m["name"] == mounts[dest]]
+    secret_file = values["jupyterhub"]["custom"]["facility"]["iam"]["clientSecretFile"]
+    assert secret_file == f"{hub_mount['mountPath']}/client-secret" and hub_mount["readOnly"]
+    return config_map["data"]["secretName"]
+
+
+@pytest.mark.parametrize("values", [*VALUES, SMOKE])
+def test_the_hub_reads_the_client_secret_from_the_secret_that_holds_it(own_chart, values):
+    docs = render(own_chart, str(values), "--skip-tests")
+    merged = merged_values(values)
+    name = hub_reads_the_iam_secret(docs, merged)
+    assert name == (merged["iam"]["existingSecret"] or "analysis-facility-iam")
+    if not merged["iam"]["existingSecret"]:
+        assert by_kind(docs, "Secret")[name]["stringData"]["client-secret"]
+
+
+def test_the_readmes_site_yaml_alone_gives_the_hub_its_client_secret(own_chart, tmp_path):
+    """README's site.yaml as written (issue 12, part 3): iam.existingSecret and nothing else
+    about the hub's volumes; the hub reads that Secret, which the chart does not make."""
+    [site] = README_SITE.findall((ROOT / "README.md").read_text())
+    (tmp_path / "site.yaml").write_text(site)
+    docs = render(own_chart, str(tmp_path / "site.yaml"), "--skip-tests")
+    existing = yaml.safe_load(site)["iam"]["existingSecret"]
+    assert hub_reads_the_iam_secret(docs, merged_values(tmp_path / "site.yaml")) == existing
+    assert existing not in by_kind(docs, "Secret")
 
 
 def test_existing_iam_secret_is_used_not_created(own_chart):

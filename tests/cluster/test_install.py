@@ -3,12 +3,16 @@ namespace's limits enforced."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
-from cluster_api import NAMESPACE, create, helm, release
+from cluster_api import NAMESPACE, account_kubeconfig, create, helm, release
+from kubernetes_asyncio.client import CoreV1Api
+from kubernetes_asyncio.config import new_client_from_config
 
 from analysis_kernels.clusters import CONTAINER_SECURITY, POD_SECURITY
+from hub_config.iam_secret import copy_client_secret
 
 pytestmark = pytest.mark.slow
 
@@ -43,6 +47,29 @@ def test_install_and_upgrade_are_accepted_by_the_api_server(cluster, installed):
     assert status["info"]["status"] == "deployed" and status["version"] == 2
     kept = cluster.kubectl("get", "secret", "analysis-facility-iam", "-n", NAMESPACE)
     assert kept.returncode == 0, "the IAM secret of the first install was deleted by the upgrade"
+
+
+def test_the_hubs_account_copies_the_client_secret_from_the_secret_named(cluster, hub, tmp_path):
+    """The hub pod's init container (hub_config.iam_secret) with the hub's own rights: the
+    chart's Secret, then a site's Secret named by iam.existingSecret, missing at first."""
+    kubeconfig = account_kubeconfig(cluster, "hub", tmp_path / "hub.kubeconfig")
+    ref = tmp_path / "ref"
+    ref.mkdir()
+
+    async def copy(name: str) -> str:
+        (ref / "secretName").write_text(name)
+        async with await new_client_from_config(str(kubeconfig)) as api:
+            return await copy_client_secret(CoreV1Api(api), NAMESPACE, ref, tmp_path)
+
+    assert asyncio.run(copy("analysis-facility-iam")) == "analysis-facility-iam"
+    assert (tmp_path / "client-secret").read_text() == "change-me"  # minimal-values.yaml's
+    with pytest.raises(SystemExit, match="site-iam not found: create it with key client-secret"):
+        asyncio.run(copy("site-iam"))
+    site = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "site-iam"}}
+    made = create(cluster, site | {"stringData": {"client-secret": "from-the-site"}})
+    assert made.returncode == 0, made.stderr
+    asyncio.run(copy("site-iam"))
+    assert (tmp_path / "client-secret").read_text() == "from-the-site"
 
 
 def test_each_users_quota_and_limits_are_enforced(cluster, users):
