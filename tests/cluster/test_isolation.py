@@ -144,6 +144,11 @@ HOSTILE = {
         ),
         "without added capabilities",
     ),
+    "a node of its choosing": (lambda s: s.update(nodeName="kwok-node-0"), "(nodeName)"),
+    "a priority class that preempts": (
+        lambda s: s.update(priorityClassName="system-cluster-critical"),
+        "priority class system-cluster-critical is not one users may take",
+    ),
     "row 6: any image": (
         lambda s: s["containers"][0].update(image="evil.example/miner:latest"),
         "image evil.example/miner:latest is not one of the facility's",
@@ -182,7 +187,8 @@ def test_hostile_pod_specs_are_refused_on_every_path(cluster, users, what):
         assert reason in result.stderr, (what, path, result.stderr)
     # The operator's own account is refused too, for the Deployments and pods it makes: by the
     # same policy, or first by Kubernetes' own boundary (no such account in the namespace), by
-    # Pod Security, or by the API server's refusal of privileged containers.
+    # Pod Security, or by the API server's refusal of privileged containers and of system
+    # priority classes outside kube-system.
     made = deployment()
     change(made["spec"]["template"]["spec"])
     spec = pod()
@@ -192,7 +198,13 @@ def test_hostile_pod_specs_are_refused_on_every_path(cluster, users, what):
         assert result.returncode != 0, (what, manifest["kind"], "accepted")
         assert any(
             why in result.stderr
-            for why in (reason, "not found", 'violates PodSecurity "restricted', "cluster policy")
+            for why in (
+                reason,
+                "not found",
+                'violates PodSecurity "restricted',
+                "cluster policy",
+                "priorityClass is not permitted",
+            )
         ), (what, manifest["kind"], result.stderr)
 
 
