@@ -84,7 +84,7 @@ def kube_cluster_spec(environ: dict[str, str] | None = None) -> dict:
     """
     from dask_kubernetes.operator import make_cluster_spec
 
-    from analysis_kernels.dask_tls import TLS_MOUNT, tls_environment
+    from analysis_kernels.dask_tls import SCHEDULER_HTTP_ROUTES, TLS_MOUNT, tls_environment
 
     env = os.environ if environ is None else environ
     missing = [k for k in KUBE_SETTINGS if not env.get(k)]
@@ -128,6 +128,9 @@ def kube_cluster_spec(environ: dict[str, str] | None = None) -> dict:
             container["securityContext"] = CONTAINER_SECURITY
             if role == "scheduler":
                 container["args"] = [*container["args"], "--protocol", "tls"]
+                container["env"] += [
+                    {"name": k, "value": v} for k, v in SCHEDULER_HTTP_ROUTES.items()
+                ]
             else:  # the operator would give workers a tcp:// address
                 container["env"].append({"name": "DASK_SCHEDULER_ADDRESS", "value": address})
     return spec

@@ -73,6 +73,24 @@ def tls_environment(mount: str = TLS_MOUNT) -> dict[str, str]:
     return env
 
 
+SCHEDULER_HTTP_ROUTES = {
+    # The operator retires workers, checks idleness and reads the adaptive target through
+    # the scheduler's HTTP API; without it, it falls back to plain-TCP RPC, which a TLS
+    # scheduler refuses. Port 8787 admits only the owner's namespace and the operator.
+    "DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES": str(
+        [
+            "distributed.http.scheduler.prometheus",
+            "distributed.http.scheduler.info",
+            "distributed.http.scheduler.json",
+            "distributed.http.health",
+            "distributed.http.proxy",
+            "distributed.http.statics",
+            "distributed.http.scheduler.api",
+        ]
+    )
+}
+
+
 class FacilityTLSConnector(TLSConnector):
     def _get_connect_args(self, **connection_args):
         if "ssl_context" not in connection_args:
