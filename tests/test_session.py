@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 
 import pytest
 
@@ -44,12 +45,21 @@ def _start_server(root, runtime) -> tuple[subprocess.Popen, dict]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         servers = [s for s in list_running_servers(str(runtime)) if s["pid"] == process.pid]
-        if servers:
+        if servers and _answers(servers[0]):
             return process, servers[0]
         assert process.poll() is None, "jupyter server exited"
         time.sleep(0.3)
     stop_in_reverse([process], 10)
     raise AssertionError("jupyter server did not start")
+
+
+def _answers(server: dict) -> bool:
+    """The runtime file appears before the server serves: wait for the sidebar's API."""
+    try:
+        _sidebar_api(server)
+    except urllib.error.URLError:
+        return False
+    return True
 
 
 def test_notebook_and_sidebar_share_one_cluster_across_a_server_restart(tmp_path):
