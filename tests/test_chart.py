@@ -44,7 +44,8 @@ def helm(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(HELM), *args], capture_output=True, text=True, timeout=120)
 
 
-def render(chart: Path, values: str, *extra: str) -> list[dict]:
+def rendered_text(chart: Path, values: str, *extra: str) -> str:
+    """``helm template`` of the release ``facility`` in ``analysis`` with a ci values file."""
     result = helm(
         "template",
         "facility",
@@ -56,7 +57,11 @@ def render(chart: Path, values: str, *extra: str) -> list[dict]:
         *extra,
     )
     assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return result.stdout
+
+
+def render(chart: Path, values: str, *extra: str) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(rendered_text(chart, values, *extra)) if doc]
 
 
 def by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
@@ -381,20 +386,9 @@ def test_checkov_finds_nothing_and_every_skip_says_why(tmp_path, values):
     facility's own objects, and on the operator's only the findings listed with a reason."""
     assert CHECKOV.exists(), f"checkov is missing at {CHECKOV}: run make install"
     chart = copy_chart(tmp_path, keep=(OPERATOR,))
-    result = helm(
-        "template",
-        "facility",
-        str(chart),
-        "-n",
-        "analysis",
-        "-f",
-        str(chart / "ci" / values),
-        "--api-versions",
-        "monitoring.coreos.com/v1/ServiceMonitor",
-    )
-    assert result.returncode == 0, result.stderr
+    text = rendered_text(chart, values, "--api-versions", "monitoring.coreos.com/v1/ServiceMonitor")
     sources = {}  # checkov's resource id -> the template it came from
-    for chunk in result.stdout.split("\n---"):
+    for chunk in text.split("\n---"):
         doc = yaml.safe_load(chunk)
         if doc:
             meta = doc["metadata"]
@@ -402,12 +396,12 @@ def test_checkov_finds_nothing_and_every_skip_says_why(tmp_path, values):
             sources[resource] = re.search(r"^# Source: (\S+)", chunk, re.M).group(1)
     ours = {r for r, source in sources.items() if "/charts/" not in source}
     assert any("/charts/dask-kubernetes-operator/" in s for s in sources.values())
-    report = checkov(result.stdout, tmp_path)
+    report = checkov(text, tmp_path)
     failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
     assert not [f for f in failed if f[1] in ours], failed
     assert {check for check, _ in failed} <= UPSTREAM_FINDINGS.keys(), failed
     assert report["summary"]["passed"] > 50
-    for doc in yaml.safe_load_all(result.stdout):
+    for doc in yaml.safe_load_all(text):
         for key, value in ((doc or {}).get("metadata", {}).get("annotations") or {}).items():
             if key.startswith("checkov.io/skip"):
                 check, _, reason = value.partition("=")
