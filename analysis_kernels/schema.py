@@ -132,17 +132,7 @@ def read_chunk(
     events_tree = open_tree(path, tree)
     check_branches(events_tree, declared, path)
     bytes_read = sum(basket_bytes(events_tree[name], entry_start, entry_stop) for name in declared)
-    try:
-        events = events_tree.arrays(
-            list(declared), entry_start=entry_start, entry_stop=entry_stop, library="ak"
-        )
-    except Exception as err:
-        raise InputError(
-            f"cannot read or decompress ({type(err).__name__}: {err})",
-            file=path,
-            entry_start=entry_start,
-            entry_stop=entry_stop,
-        ) from err
+    events = read_arrays(events_tree, path, entry_start, entry_stop, list(declared), library="ak")
     if len(events) != entry_stop - entry_start:
         raise InputError(
             f"read {len(events)} events, expected {entry_stop - entry_start}",
@@ -151,6 +141,20 @@ def read_chunk(
             entry_stop=entry_stop,
         )
     return events, bytes_read
+
+
+def read_arrays(source, path: str, entry_start: int, entry_stop: int, *args, **options):
+    """``source.arrays(...)`` of one entry range; a basket that cannot be read or decompressed
+    is bad input, named with its file and range."""
+    try:
+        return source.arrays(*args, entry_start=entry_start, entry_stop=entry_stop, **options)
+    except Exception as err:
+        raise InputError(
+            f"cannot read or decompress ({type(err).__name__}: {err})",
+            file=path,
+            entry_start=entry_start,
+            entry_stop=entry_stop,
+        ) from err
 
 
 def basket_bytes(branch, entry_start: int, entry_stop: int) -> int:

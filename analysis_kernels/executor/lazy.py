@@ -13,7 +13,7 @@ import awkward as ak
 
 from analysis_kernels.errors import InputError
 from analysis_kernels.executor import cache as column_cache
-from analysis_kernels.schema import basket_bytes
+from analysis_kernels.schema import basket_bytes, read_arrays
 
 
 def is_ttree(source) -> bool:
@@ -98,18 +98,7 @@ def read_columns(source, path: str, columns, entry_start: int, entry_stop: int) 
     missing = [c for c in columns if c not in present]
     if missing:
         raise InputError(f"missing column(s) {', '.join(missing)}", file=path)
-    try:
-        events = source.arrays(
-            filter_name=list(columns), entry_start=entry_start, entry_stop=entry_stop
-        )
-    except Exception as err:
-        raise InputError(
-            f"cannot read or decompress ({type(err).__name__}: {err})",
-            file=path,
-            entry_start=entry_start,
-            entry_stop=entry_stop,
-        ) from err
-    return events
+    return read_arrays(source, path, entry_start, entry_stop, filter_name=list(columns))
 
 
 def nanoevents(path: str, tree: str, entry_start: int, entry_stop: int, log: list) -> ak.Array:
