@@ -69,10 +69,11 @@ cluster: $(K8S_STAMP) $(HELM)
 
 install: $(STAMP) $(NODE_STAMP) $(HELM) $(CHECKOV)
 
-# The one lock of both images (hub, and notebook/scheduler/worker); needs PyPI.
+# The one lock of the images (hub, operator, and notebook/scheduler/worker), for the Python of
+# their base (Debian trixie's python3, 3.13; python:3.13-slim-trixie upstream); needs PyPI.
 lock: $(STAMP)
 	$(VENV)/bin/uv pip compile pyproject.toml --extra hub --extra lab --extra kube --extra root \
-	  --python-version 3.12 --python-platform x86_64-manylinux_2_28 --no-header \
+	  --extra hub-image --python-version 3.13 --python-platform x86_64-manylinux_2_28 --no-header \
 	  --annotation-style line -o images/requirements.lock
 
 # Install or upgrade the facility on the cluster of the current kubectl context. Helm does not
