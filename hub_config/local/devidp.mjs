@@ -4,14 +4,20 @@
 //
 // It mirrors what the facility relies on from IAM: IAM's endpoint paths, a login form,
 // refresh tokens, JWT access tokens, and the groups in IAM's `groups` claim (IAM profile) and
-// in `wlcg.groups` (WLCG profile, with a leading `/`).
+// in `wlcg.groups` (WLCG profile, with a leading `/`). Its access tokens follow the WLCG common
+// JWT profile as IAM issues them, so that grid storage accepts them: `wlcg.ver`, an audience
+// (the WLCG `any` audience unless the client asks for a resource), and in `scope` the storage
+// scopes of the user's own area (`storage.read|create|modify:/user/<name>`, relative to the
+// storage's base path), granted to every client as an IAM scope policy would.
 //
 // usage: node devidp.mjs --config devidp.json
 //   config: { issuer, port, users (path to YAML), keys (path, made on first start),
 //             clients: [{client_id, client_secret, redirect_uris, post_logout_redirect_uris}],
-//             accessTokenTTL, refreshTokenTTL }
+//             accessTokenTTL, refreshTokenTTL, tls: {cert, key} (HTTPS when given) }
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import querystring from 'node:querystring';
 
@@ -66,6 +72,19 @@ function claimsOf(user) {
     groups: user.groups,
     'wlcg.groups': user.groups.map((g) => `/${g}`),
   };
+}
+
+// What IAM's scope policy would grant: the user's own storage area, read and write.
+function storageScopes(user) {
+  return ['read', 'create', 'modify'].map((verb) => `storage.${verb}:/user/${user.username}`);
+}
+
+// WLCG profile access tokens: the user's storage scopes join the granted ones.
+async function wlcgAccessToken(_ctx, token, jwt) {
+  const user = accounts.get(token.accountId);
+  if (!user) return;
+  const granted = (jwt.payload.scope ?? '').split(' ').filter(Boolean);
+  jwt.payload.scope = [...new Set([...granted, ...storageScopes(user)])].join(' ');
 }
 
 function escape(text) {
@@ -161,13 +180,14 @@ const provider = new Provider(config.issuer, {
     const user = accounts.get(token.accountId);
     if (!user) return undefined;
     const { preferred_username, groups } = claimsOf(user);
-    return { preferred_username, groups, 'wlcg.groups': claimsOf(user)['wlcg.groups'], wlcg: '1.0' };
+    return { preferred_username, groups, 'wlcg.groups': claimsOf(user)['wlcg.groups'], 'wlcg.ver': '1.0' };
   },
   async findAccount(_ctx, sub) {
     const user = accounts.get(sub);
     if (!user) return undefined;
     return { accountId: sub, claims: async () => claimsOf(user) };
   },
+  formats: { customizers: { jwt: wlcgAccessToken } },
   interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
   cookies: { keys: [crypto.createHash('sha256').update(JSON.stringify(loadKeys(config.keys))).digest('hex')] },
 });
@@ -229,7 +249,13 @@ provider.use(async (ctx, next) => {
   return undefined;
 });
 
-const server = provider.listen(config.port, '127.0.0.1', () => {
+const server = config.tls
+  ? https.createServer(
+    { cert: fs.readFileSync(config.tls.cert), key: fs.readFileSync(config.tls.key) },
+    provider.callback(),
+  )
+  : http.createServer(provider.callback());
+server.listen(config.port, '127.0.0.1', () => {
   console.log(`devidp: ${config.issuer} ready, ${users.size} users from ${config.users}`);
 });
 for (const signal of ['SIGINT', 'SIGTERM']) {

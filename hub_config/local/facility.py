@@ -1,8 +1,11 @@
-"""The whole facility on one machine: the development IAM, JupyterHub and its proxy.
+"""The whole facility on one machine: the development IAM, JupyterHub and its proxy, and with
+``storage`` a token-protected XRootD storage element serving the sample data.
 
 State lives in one directory and survives restarts: the hub database, the users' homes, the
 crypt key, the IAM client secret and the provider's signing keys. Servers listen on 127.0.0.1
-only, on the requested ports or free ones.
+only, on the requested ports or free ones. With ``tls`` (implied by ``storage``) the IAM
+speaks HTTPS with a certificate from a CA made at each start (``<state>/tls``), which the hub,
+the users' servers and their Dask workers trust.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import ssl
 import subprocess
 import sys
 import time
@@ -20,6 +24,8 @@ from pathlib import Path
 import yaml
 
 from analysis_kernels.executor.processes import free_port, stop_in_reverse
+from hub_config.local.ca import LocalCA
+from hub_config.local.storage import StorageServer
 
 HERE = Path(__file__).resolve().parent
 NODE_BIN = HERE / "node_modules" / ".bin"
@@ -37,13 +43,19 @@ def _secret_file(path: Path, make) -> str:
     return path.read_text().strip()
 
 
-def wait_for(url: str, process: subprocess.Popen, what: str, timeout: float = 60) -> None:
+def wait_for(
+    url: str,
+    process: subprocess.Popen,
+    what: str,
+    timeout: float = 60,
+    context: ssl.SSLContext | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with status {process.returncode} while starting")
         try:
-            with urllib.request.urlopen(url, timeout=2):
+            with urllib.request.urlopen(url, timeout=2, context=context):
                 return
         except OSError:  # not listening yet, or the proxy has no route to it yet
             time.sleep(0.2)
@@ -68,12 +80,18 @@ class LocalFacility:
     hub_environment: dict = field(default_factory=dict)
     hub_args: list[str] = field(default_factory=list)
     log_dir: Path | None = None
+    tls: bool = False
+    storage: bool = False
+    hub: bool = True
     processes: list[subprocess.Popen] = field(default_factory=list, init=False)
+    ca: LocalCA | None = field(default=None, init=False)
+    storage_server: StorageServer | None = field(default=None, init=False)
 
     def __post_init__(self):
         self.state_dir = Path(self.state_dir).resolve()
         self.hub_port = free_port(self.hub_port)
         self.idp_port = free_port(self.idp_port)
+        self.tls = self.tls or self.storage
 
     @property
     def url(self) -> str:
@@ -81,7 +99,7 @@ class LocalFacility:
 
     @property
     def issuer(self) -> str:
-        return f"http://127.0.0.1:{self.idp_port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.idp_port}"
 
     @property
     def client_secret_file(self) -> Path:
@@ -130,6 +148,11 @@ class LocalFacility:
             "users": str(Path(self.users_file).resolve()),
             "keys": str(self.state_dir / "secrets" / "idp-keys.json"),
             "accessTokenTTL": self.access_token_ttl,
+            **(
+                {"tls": dict(zip(("cert", "key"), map(str, self.ca.issue("devidp")), strict=True))}
+                if self.ca
+                else {}
+            ),
             "clients": [
                 {
                     "client_id": CLIENT_ID,
@@ -151,14 +174,44 @@ class LocalFacility:
             start_new_session=True,
         )
         self.processes.append(process)
-        wait_for(f"{self.issuer}/.well-known/openid-configuration", process, "the development IAM")
+        context = ssl.create_default_context(cafile=self.ca.ca_file) if self.ca else None
+        wait_for(
+            f"{self.issuer}/.well-known/openid-configuration",
+            process,
+            "the development IAM",
+            context=context,
+        )
+
+    def _start_storage(self) -> None:
+        """The storage element, serving the sample data under ``/store/cms/sample``."""
+        self.storage_server = StorageServer(
+            self.state_dir / "storage",
+            issuer=self.issuer,
+            ca=self.ca,
+            users=[u["username"] for u in self.users()],
+        )
+        if self.sample_data:
+            self.storage_server.publish(self.sample_data, "/store/cms/sample")
+        self.storage_server.start()
+
+    def client_environment(self) -> dict[str, str]:
+        """What the hub, users' servers and their Dask workers need for the IAM and storage."""
+        env = self.ca.client_environment() if self.ca else {}
+        if self.storage_server:
+            env["FACILITY_STORAGE_ROOT"] = self.storage_server.root_url
+            env["FACILITY_STORAGE_HTTPS"] = self.storage_server.https_url
+        return env
 
     def _start_hub(self) -> None:
         settings = self.state_dir / "facility.yaml"
         settings.write_text(yaml.safe_dump(self._settings(), sort_keys=False))
         crypt_key = _secret_file(self.state_dir / "secrets" / "crypt-key", secrets.token_hex)
-        env = os.environ | self.hub_environment
+        env = os.environ | self.client_environment() | self.hub_environment
         env |= {"FACILITY_SETTINGS": str(settings), "JUPYTERHUB_CRYPT_KEY": crypt_key}
+        servers = [
+            f"--LocalFacilitySpawner.environment={k}={v}"
+            for k, v in self.client_environment().items()
+        ]
         command = [
             sys.executable,
             "-m",
@@ -169,6 +222,7 @@ class LocalFacility:
             f"--JupyterHub.hub_bind_url=http://127.0.0.1:{free_port()}",
             f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{free_port()}",
             f"--ConfigurableHTTPProxy.command={NODE_BIN / 'configurable-http-proxy'}",
+            *servers,
             *self.hub_args,
         ]
         log = self._log("jupyterhub")
@@ -183,8 +237,13 @@ class LocalFacility:
             raise RuntimeError(f"npm packages missing: run 'npm ci' in {HERE}")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
+            if self.tls:
+                self.ca = LocalCA(self.state_dir / "tls")
             self._start_idp()
-            self._start_hub()
+            if self.storage:
+                self._start_storage()
+            if self.hub:
+                self._start_hub()
         except BaseException:
             self.stop()
             raise
@@ -197,6 +256,8 @@ class LocalFacility:
         runner, which stops them in this order with one SIGTERM each.
         """
         stop_in_reverse(self.processes, timeout=30)
+        if self.storage_server:
+            self.storage_server.stop()
 
     def __enter__(self) -> LocalFacility:
         return self.start()
