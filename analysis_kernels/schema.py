@@ -16,6 +16,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
+from analysis_kernels import grid
 from analysis_kernels.errors import InputError
 
 TREE = "Events"
@@ -70,14 +71,19 @@ def _open(path: str):
     Opening a file parses its header and streamers, which costs as much as reading a small
     chunk.
     """
-    key = (threading.get_ident(), path, file_version(path))
+    login = grid.login_name(path) if grid.is_remote(path) else None  # a new token: reopen
+    key = (threading.get_ident(), path, file_version(path), login)
     if key in _OPEN_FILES:
         _OPEN_FILES.move_to_end(key)
         return _OPEN_FILES[key]
     # Local files through a memory map: less CPU per basket than the fsspec default (measured
-    # in benchmarks/read_path.py). Never serve arrays from memory: I/O is measured.
-    handler = None if "://" in path else uproot.source.file.MemmapSource
-    file = uproot.open(path, array_cache=None, handler=handler)
+    # in benchmarks/read_path.py). Never serve arrays from memory: I/O is measured. Grid URLs
+    # with the user's token (analysis_kernels.grid).
+    if grid.is_remote(path):
+        file = grid.open_root(path, array_cache=None)
+    else:
+        handler = None if "://" in path else uproot.source.file.MemmapSource
+        file = uproot.open(path, array_cache=None, handler=handler)
     _OPEN_FILES[key] = file
     while len(_OPEN_FILES) > MAX_OPEN_FILES:
         _OPEN_FILES.popitem(last=False)[1].close()
@@ -88,6 +94,8 @@ def open_tree(path: str, tree: str = TREE):
     """Open ``path`` and return its tree, or raise :class:`InputError` naming the file."""
     try:
         file = _open(path)
+    except InputError:
+        raise
     except FileNotFoundError as err:
         raise InputError("file not found", file=path) from err
     except Exception as err:  # uproot raises many types for a damaged file

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis_kernels import grid
 from analysis_kernels.errors import InputError
 from analysis_kernels.schema import TREE, open_tree
 
@@ -25,11 +26,16 @@ class Chunk:
 
 
 def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
-    """Files from a directory (its ``*.root``), a glob, a single path or URL, or a list of them."""
+    """Files from a directory (its ``*.root``), a glob, a single path or URL, or a list of them.
+
+    A ``root://`` directory or glob is listed on the storage with the user's token.
+    """
     items = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
     files: list[str] = []
     for item in map(str, items):
-        if "://" in item and not item.startswith("file://"):
+        if item.startswith(grid.XROOTD_SCHEMES) and (glob.has_magic(item) or grid.is_dir(item)):
+            files += grid.listing(item)
+        elif "://" in item and not item.startswith("file://"):
             files.append(item)
         elif os.path.isdir(item):
             files += sorted(str(p) for p in Path(item).glob("*.root"))

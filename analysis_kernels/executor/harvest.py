@@ -1,13 +1,15 @@
 """Output harvesting, the "distributed Snapshot": selected events of each chunk to storage.
 
 Each chunk writes its selected columns to ``<destination>/<analysis>-<file>-<start>-<stop>``
-as ROOT or Parquet, through fsspec (a directory or any fsspec URL). File names depend only
-on the chunk, so a retried task overwrites its own output. ``gather`` joins the pieces
-listed in a manifest into one file on the client.
+as ROOT or Parquet, through fsspec (a directory or any fsspec URL), or to grid storage
+(``root://``, ``https://``) with the user's token. File names depend only on the chunk, so a
+retried task overwrites its own output. ``gather`` joins the pieces listed in a manifest into
+one file, local or on grid storage.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from dataclasses import dataclass
@@ -16,6 +18,8 @@ from pathlib import Path
 import awkward as ak
 import fsspec
 import uproot
+
+from analysis_kernels import grid
 
 FORMATS = {"parquet": ".parquet", "root": ".root"}
 SNAPSHOT_TREE = "Snapshot"
@@ -67,33 +71,51 @@ def write_snapshot(spec: HarvestSpec, analysis: str, chunk, array: ak.Array) -> 
     }
     if len(array) == 0:
         return entry
-    fs, root = fsspec.core.url_to_fs(spec.destination)
-    fs.makedirs(root, exist_ok=True)
     name = f"{analysis}-{Path(chunk.file).stem}-{chunk.entry_start}-{chunk.entry_stop}{FORMATS[spec.format]}"
-    target = f"{root.rstrip('/')}/{name}"
     with tempfile.TemporaryDirectory() as tmp:
         local = os.path.join(tmp, name)
         _write_local(array, local, spec.format)
+        if grid.is_remote(spec.destination):
+            entry["path"] = f"{spec.destination.rstrip('/')}/{name}"
+            grid.put_file(local, entry["path"])
+            return entry
+        fs, root = fsspec.core.url_to_fs(spec.destination)
+        fs.makedirs(root, exist_ok=True)
+        target = f"{root.rstrip('/')}/{name}"
         fs.put_file(local, target)
     entry["path"] = fs.unstrip_protocol(target)
     return entry
 
 
-def gather(manifest: list[dict], output: str | os.PathLike) -> Path:
-    """Concatenate the harvested pieces of a manifest into one local file (by its suffix)."""
-    output = Path(output)
-    fmt = "root" if output.suffix == ".root" else "parquet"
-    pieces = []
-    for entry in sorted(manifest, key=lambda e: (e["source"], e["entry_start"])):
-        if entry["path"] is None:
-            continue
-        if entry["path"].endswith(".root"):
-            with fsspec.open(entry["path"], "rb") as f, uproot.open(f) as rf:
-                pieces.append(rf[SNAPSHOT_TREE].arrays(library="ak"))
-        else:
-            pieces.append(ak.from_parquet(entry["path"]))
+def _read_piece(path: str) -> ak.Array:
+    if path.endswith(".root"):
+        opened = grid.open_input(path) if grid.is_remote(path) else fsspec.open(path, "rb")
+        with opened as f, uproot.open(f) as rf:
+            return rf[SNAPSHOT_TREE].arrays(library="ak")
+    if grid.is_remote(path):
+        with grid.open_input(path) as f:
+            return ak.from_parquet(io.BytesIO(f.read()))
+    return ak.from_parquet(path)
+
+
+def gather(manifest: list[dict], output: str | os.PathLike) -> Path | str:
+    """Concatenate the harvested pieces of a manifest into one file (format by its suffix):
+    a local path, or a ``root://``/``https://`` URL written with the user's token."""
+    fmt = "root" if str(output).endswith(".root") else "parquet"
+    pieces = [
+        _read_piece(entry["path"])
+        for entry in sorted(manifest, key=lambda e: (e["source"], e["entry_start"]))
+        if entry["path"] is not None
+    ]
     if not pieces:
         raise ValueError("the manifest lists no harvested events to gather")
+    if grid.is_remote(output):
+        with tempfile.TemporaryDirectory() as tmp:
+            local = os.path.join(tmp, f"gathered{FORMATS[fmt]}")
+            _write_local(ak.concatenate(pieces), local, fmt)
+            grid.put_file(local, str(output))
+        return str(output)
+    output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     _write_local(ak.concatenate(pieces), str(output), fmt)
     return output
