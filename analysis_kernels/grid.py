@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,7 +108,10 @@ def filesystem(url: str):
 
 def _explain(err: BaseException, url: str, action: str) -> GridAccessError:
     """What the storage's or the client's error means for the user, without the token."""
-    text = f"{type(err).__name__}: {err}"
+    # fsspec-xrootd wraps XRootD's status in a repr of the bound method that failed.
+    text = re.sub(
+        r"Failed to submit <bound method .*?>> request: ", "", f"{type(err).__name__}: {err}"
+    )
     low = text.lower()
     host = urlsplit(url).netloc.rpartition("@")[2]
     try:
@@ -120,6 +124,7 @@ def _explain(err: BaseException, url: str, action: str) -> GridAccessError:
         s in low
         for s in (
             "connection refused",
+            "connection error",
             "cannot connect",
             "operation expired",
             "connect call failed",
