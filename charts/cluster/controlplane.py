@@ -82,6 +82,9 @@ class ControlPlane:
     root: Path
     binaries: Path = BINARIES
     nodes: int = 0
+    # A real node's pods reach the API through the ``kubernetes`` Service, which may not point
+    # at loopback: the node gives an address of its own interface here.
+    address: str = "127.0.0.1"
     controller_manager_args: list[str] = field(default_factory=list)
     processes: list[subprocess.Popen] = field(default_factory=list, init=False)
     by_name: dict[str, subprocess.Popen] = field(default_factory=dict, init=False)
@@ -95,7 +98,7 @@ class ControlPlane:
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.api_port}"
+        return f"https://{self.address}:{self.api_port}"
 
     def _write(self, name: str, data: bytes) -> Path:
         path = self.pki / name
@@ -113,8 +116,10 @@ class ControlPlane:
         sans = [
             x509.DNSName("localhost"),
             x509.DNSName("kubernetes.default.svc"),
-            x509.IPAddress(ip_address("127.0.0.1")),
-            x509.IPAddress(ip_address("10.96.0.1")),
+            *(
+                x509.IPAddress(ip_address(address))
+                for address in dict.fromkeys(["127.0.0.1", "10.96.0.1", self.address])
+            ),
         ]
         server = _certificate(_name("kube-apiserver"), server_key, ca.subject, ca_key, sans=sans)
         self._write("apiserver.crt", server.public_bytes(serialization.Encoding.PEM))
@@ -211,8 +216,8 @@ current-context: facility-test
             [
                 self._binary("kube-apiserver"),
                 f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={self.address}",
+                f"--advertise-address={self.address}",
                 f"--secure-port={self.api_port}",
                 f"--cert-dir={pki}",
                 f"--tls-cert-file={pki / 'apiserver.crt'}",
