@@ -1,0 +1,24 @@
+"""Stopping the node puts the machine back as it was, and a second node starts on it.
+
+Runs after the other tests of the node (it stops the session's node first)."""
+
+from __future__ import annotations
+
+import pytest
+from real_node import apply, busybox_pod, kubectl, wait_succeeded
+
+from charts.node.host import links
+from charts.node.node import INTERFACE, Node
+
+pytestmark = pytest.mark.slow
+
+
+def test_stop_leaves_nothing_and_a_second_node_starts(node, tmp_path):
+    node.stop()
+    assert node.host.leftovers() == {}
+    assert INTERFACE not in links()
+    with Node(tmp_path / "second") as second:
+        kubectl(second, "wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
+        apply(second, busybox_pod("again", "default", "echo again", restartPolicy="Never"))
+        assert wait_succeeded(second, "default", "again").strip() == "again"
+    assert second.host.leftovers() == {}
