@@ -16,6 +16,8 @@ are therefore merged into whatever configuration gave, when the pod is built.
 from __future__ import annotations
 
 import os
+from ipaddress import ip_address
+from urllib.parse import urlsplit
 
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
@@ -238,6 +240,16 @@ class FacilityKubeSpawner(FacilitySpawnerMixin, KubeSpawner):
             self.log.warning("No API server address found: %s's pods cannot reach it", self.owner)
         return addresses
 
+    def hub_addresses(self) -> list[tuple[str, int]]:
+        """The hub API's address where pods reach it at an IP address (a hub outside the
+        cluster, beside it); a hub in the cluster is reached by name and its pods' labels."""
+        url = urlsplit(self.hub.api_url)
+        try:
+            address = ip_address(url.hostname or "")
+        except ValueError:
+            return []
+        return [(str(address), url.port or (443 if url.scheme == "https" else 80))]
+
     async def ensure_tenant(self) -> None:
         """The user's namespace and everything in it, then the user's Dask certificate."""
         for manifest in tenant_objects(
@@ -248,6 +260,7 @@ class FacilityKubeSpawner(FacilitySpawnerMixin, KubeSpawner):
             dict(self.user_quota),
             dict(self.user_limits),
             await self.api_server_addresses(),
+            self.hub_addresses(),
         ):
             await ensure(manifest, self.owner)
         certificate = {

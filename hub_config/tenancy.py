@@ -76,8 +76,23 @@ PRIVATE_RANGES = (
 PRIVATE_RANGES_V6 = ("fc00::/7", "fe80::/10")
 
 
+def _to_addresses(addresses: list[tuple[str, int]]) -> list[dict]:
+    """Egress rules to single addresses and ports."""
+    return [
+        {
+            "to": [{"ipBlock": {"cidr": f"{address}/{128 if ':' in address else 32}"}}],
+            "ports": [{"port": port, "protocol": "TCP"}],
+        }
+        for address, port in sorted(set(addresses))
+    ]
+
+
 def _network_policies(
-    namespace: str, meta: dict, hub_namespace: str, api_server: list[tuple[str, int]]
+    namespace: str,
+    meta: dict,
+    hub_namespace: str,
+    api_server: list[tuple[str, int]],
+    hub: list[tuple[str, int]],
 ) -> list[dict]:
     """Ingress into the user's namespace: servers from the hub and proxy, Dask pods from the
     user's own pods and the dask operator; nothing else. Peers outside the namespace are
@@ -85,8 +100,9 @@ def _network_policies(
     passes for the operator, hub or proxy (users cannot make pods in the facility's namespace).
 
     Egress, as z2jh's for its servers: DNS, the user's own namespace, the hub's API, the
-    Kubernetes API server (``api_server``: its addresses and ports, for KubeCluster), and the
-    internet (grid storage); no private address otherwise, nor the cloud metadata server."""
+    Kubernetes API server (``api_server``: its addresses and ports, for KubeCluster), a hub
+    that runs outside the cluster (``hub``: its API's address and port), and the internet (grid
+    storage); no private address otherwise, nor the cloud metadata server."""
     facility = {"kubernetes.io/metadata.name": hub_namespace}
 
     def facility_pods(key: str, values: list[str]) -> dict:
@@ -116,13 +132,7 @@ def _network_policies(
         {"ports": dns},
         {"to": [{"podSelector": {}}]},
         {"to": [facility_pods("component", ["hub"])], "ports": tcp(8081)},
-        *(
-            {
-                "to": [{"ipBlock": {"cidr": f"{address}/{128 if ':' in address else 32}"}}],
-                "ports": tcp(port),
-            }
-            for address, port in sorted(set(api_server))
-        ),
+        *_to_addresses(api_server + hub),
         {
             "to": [
                 {"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}},
@@ -167,11 +177,12 @@ def tenant_objects(
     quota: dict | None = None,
     limits: dict | None = None,
     api_server: list[tuple[str, int]] = (),
+    hub: list[tuple[str, int]] = (),
 ) -> list[dict]:
     """The user's namespace and what it holds before any server starts, in creation order: the
     hub's own rights there come first, since the hub holds none in a new namespace.
-    ``api_server`` lists the Kubernetes API server's addresses and ports, which the user's pods
-    may reach."""
+    ``api_server`` lists the Kubernetes API server's addresses and ports, and ``hub`` the hub
+    API's where the hub is not a pod of the cluster, which the user's pods may reach."""
     namespace = tenant_namespace(hub_namespace, owner)
     labels = {"app.kubernetes.io/name": "analysis-facility", OWNER_LABEL: owner}
     meta = {"labels": labels}
@@ -213,7 +224,7 @@ def tenant_objects(
             operator_account,
             hub_namespace,
         ),
-        *_network_policies(namespace, meta, hub_namespace, list(api_server)),
+        *_network_policies(namespace, meta, hub_namespace, list(api_server), list(hub)),
     ]
     if quota:
         objects.append(

@@ -271,6 +271,26 @@ def test_users_pods_reach_dns_their_namespace_the_hub_the_api_server_and_the_int
     }
 
 
+def test_a_hub_beside_the_cluster_is_opened_to_users_pods_at_its_address_alone(kube_config):
+    """A hub outside the cluster (a VM, or the e2e tests' process beside the node) has no pod
+    labels to select: its API's address is opened, one address and port, and nothing more; a
+    hub reached by name (z2jh's http://hub:8081) is selected by its pods' labels only."""
+    spawner, _ = asyncio.run(_manifest(kube_config, {}))
+    spawner.hub.api_url = "http://10.20.30.40:8081/hub/api"
+    assert spawner.hub_addresses() == [("10.20.30.40", 8081)]
+    objects = tenant_objects("facility", "alice", "hub", hub=spawner.hub_addresses())
+    [egress] = [o["spec"] for o in objects if o["metadata"]["name"] == "egress"]
+    opened = [rule for rule in egress["egress"] if "10.20.30.40/32" in str(rule)]
+    assert opened == [
+        {
+            "to": [{"ipBlock": {"cidr": "10.20.30.40/32"}}],
+            "ports": [{"port": 8081, "protocol": "TCP"}],
+        }
+    ]
+    spawner.hub.api_url = "http://hub:8081/hub/api"
+    assert spawner.hub_addresses() == []
+
+
 def test_dashboards_of_users_schedulers_and_nothing_else_go_through_the_proxy(kube_config):
     link = kube_config.FacilityKubeSpawner.facility_environment["DASK_DISTRIBUTED__DASHBOARD__LINK"]
     assert link == "{JUPYTERHUB_SERVICE_PREFIX}proxy/{host}:{port}/status"
