@@ -79,6 +79,8 @@ class LocalFacility:
     extra_settings: dict = field(default_factory=dict)
     hub_environment: dict = field(default_factory=dict)
     hub_args: list[str] = field(default_factory=list)
+    # Where the hub's API listens for servers: an address pods reach for a hub beside a node.
+    hub_api_host: str = "127.0.0.1"
     log_dir: Path | None = None
     tls: bool = False
     storage: bool = False
@@ -219,7 +221,7 @@ class LocalFacility:
             "-f",
             str(HERE.parent / "jupyterhub_config.py"),
             f"--JupyterHub.bind_url={self.url}",
-            f"--JupyterHub.hub_bind_url=http://127.0.0.1:{free_port()}",
+            f"--JupyterHub.hub_bind_url=http://{self.hub_api_host}:{free_port()}",
             f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{free_port()}",
             f"--ConfigurableHTTPProxy.command={NODE_BIN / 'configurable-http-proxy'}",
             *servers,
