@@ -81,6 +81,7 @@ class LocalFacility:
     hub_args: list[str] = field(default_factory=list)
     # Where the hub's API listens for servers: an address pods reach for a hub beside a node.
     hub_api_host: str = "127.0.0.1"
+    hub_api_port: int = field(default=0, init=False)
     log_dir: Path | None = None
     tls: bool = False
     storage: bool = False
@@ -93,6 +94,8 @@ class LocalFacility:
         self.state_dir = Path(self.state_dir).resolve()
         self.hub_port = free_port(self.hub_port)
         self.idp_port = free_port(self.idp_port)
+        # Fixed for this facility's life, so that servers still reach a restarted hub.
+        self.hub_api_port = free_port()
         self.tls = self.tls or self.storage
 
     @property
@@ -221,7 +224,7 @@ class LocalFacility:
             "-f",
             str(HERE.parent / "jupyterhub_config.py"),
             f"--JupyterHub.bind_url={self.url}",
-            f"--JupyterHub.hub_bind_url=http://{self.hub_api_host}:{free_port()}",
+            f"--JupyterHub.hub_bind_url=http://{self.hub_api_host}:{self.hub_api_port}",
             f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{free_port()}",
             f"--ConfigurableHTTPProxy.command={NODE_BIN / 'configurable-http-proxy'}",
             *servers,
