@@ -36,6 +36,42 @@ def release(cluster, verb: str, chart: Path, values: str, *extra: str):
     )  # fmt: skip
 
 
+# z2jh's own hub Role (jupyterhub/templates/hub/rbac.yaml in z2jh 4.4.0), which the chart's
+# ClusterRoles add to; z2jh's chart repository is out of reach here, so the tests create it.
+Z2JH_HUB_RULES = [
+    {
+        "apiGroups": [""],
+        "resources": ["pods", "persistentvolumeclaims", "secrets", "services"],
+        "verbs": ["get", "watch", "list", "create", "delete"],
+    },
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "watch", "list"]},
+]
+
+
+def make_hub_account(cluster) -> str:
+    """z2jh's hub ServiceAccount with z2jh's hub Role, beside the chart's ClusterRoles."""
+    rbac = "rbac.authorization.k8s.io"
+    objects = [
+        {"kind": "ServiceAccount", "apiVersion": "v1", "metadata": {"name": "hub"}},
+        {
+            "kind": "Role",
+            "apiVersion": f"{rbac}/v1",
+            "metadata": {"name": "hub"},
+            "rules": Z2JH_HUB_RULES,
+        },
+        {
+            "kind": "RoleBinding",
+            "apiVersion": f"{rbac}/v1",
+            "metadata": {"name": "hub"},
+            "subjects": [{"kind": "ServiceAccount", "name": "hub", "namespace": NAMESPACE}],
+            "roleRef": {"apiGroup": rbac, "kind": "Role", "name": "hub"},
+        },
+    ]
+    made = create(cluster, {"apiVersion": "v1", "kind": "List", "items": objects})
+    assert made.returncode == 0, made.stderr
+    return account("hub")
+
+
 def account(name: str, namespace: str = NAMESPACE) -> str:
     return f"system:serviceaccount:{namespace}:{name}"
 

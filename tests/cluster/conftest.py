@@ -16,6 +16,7 @@ from cluster_api import (
     account,
     account_kubeconfig,
     create,
+    make_hub_account,
     release,
 )
 
@@ -31,17 +32,6 @@ from hub_config.tenancy import (
 )
 
 CRDS = OPERATOR_CHART / "crds"
-
-# z2jh's own hub Role (jupyterhub/templates/hub/rbac.yaml in z2jh 4.4.0), which the chart's
-# ClusterRoles add to; z2jh's chart repository is out of reach here, so the test creates it.
-Z2JH_HUB_RULES = [
-    {
-        "apiGroups": [""],
-        "resources": ["pods", "persistentvolumeclaims", "secrets", "services"],
-        "verbs": ["get", "watch", "list", "create", "delete"],
-    },
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "watch", "list"]},
-]
 
 
 def chart_facility_values() -> dict:
@@ -91,26 +81,7 @@ def installed(cluster, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def hub(cluster, installed) -> str:
-    """z2jh's hub ServiceAccount with z2jh's hub Role, beside the chart's ClusterRoles."""
-    objects = [
-        {"kind": "ServiceAccount", "apiVersion": "v1", "metadata": {"name": "hub"}},
-        {
-            "kind": "Role",
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "metadata": {"name": "hub"},
-            "rules": Z2JH_HUB_RULES,
-        },
-        {
-            "kind": "RoleBinding",
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "metadata": {"name": "hub"},
-            "subjects": [{"kind": "ServiceAccount", "name": "hub", "namespace": NAMESPACE}],
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hub"},
-        },
-    ]
-    made = create(cluster, {"apiVersion": "v1", "kind": "List", "items": objects})
-    assert made.returncode == 0, made.stderr
-    return account("hub")
+    return make_hub_account(cluster)
 
 
 def make_tenant(cluster, hub_account: str, owner: str) -> dict:
