@@ -48,11 +48,14 @@ FIXED_DIRECTORIES = (
     Path("/var/run/cilium"),
     Path("/opt/cni"),
     Path("/etc/cni"),
+    Path("/run/netns"),
 )
 # iptables chains and ipsets the kubelet, kube-proxy and Cilium add.
 OWN_CHAINS = re.compile(r"^(KUBE-|CILIUM)")
 OWN_LINKS = re.compile(r"^(lxc|cilium_)")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+# Where network namespaces are pinned; containerd makes it a mount point of its own.
+NETNS = Path("/run/netns")
 
 
 def _run(*command: str, check: bool = True) -> str:
@@ -79,7 +82,7 @@ def links() -> list[str]:
 
 
 def network_namespaces() -> set[str]:
-    directory = Path("/run/netns")
+    directory = NETNS
     return {path.name for path in directory.iterdir()} if directory.is_dir() else set()
 
 
@@ -190,6 +193,7 @@ class HostChanges:
     directories: list[Path] = field(default_factory=list)
     namespaces: set[str] = field(default_factory=set)
     rules: list[str] = field(default_factory=list)
+    netns_mounted: bool = False
 
     def record(self) -> None:
         if any(link.startswith(self.interface) for link in links()):
@@ -201,6 +205,7 @@ class HostChanges:
         self.directories = [path for path in FIXED_DIRECTORIES if not path.exists()]
         self.namespaces = network_namespaces()
         self.rules = ip_rules()
+        self.netns_mounted = bool(mounts_under(NETNS))
 
     def add_interface(self) -> None:
         """An interface of its own carrying the node's address: the API server binds it and
@@ -225,10 +230,12 @@ class HostChanges:
     def restore(self) -> None:
         """After every process of the node has stopped."""
         for name in sorted(network_namespaces() - self.namespaces):
-            path = Path("/run/netns") / name
+            path = NETNS / name
             subprocess.run(["umount", str(path)], capture_output=True)
             subprocess.run(["ip", "netns", "delete", name], capture_output=True)
             path.unlink(missing_ok=True)
+        if not self.netns_mounted and not network_namespaces():
+            unmount_under(NETNS)
         for link in links():
             if OWN_LINKS.match(link) or link.startswith(self.interface):
                 subprocess.run(["ip", "link", "delete", link], capture_output=True)
@@ -257,6 +264,7 @@ class HostChanges:
             "ipsets": own_ipsets(),
             "ip rules": [rule for rule in ip_rules() if rule not in self.rules],
             "cgroups": [str(path) for path in kubepods_cgroups()],
+            "mounts": [] if self.netns_mounted else mounts_under(NETNS),
             "directories": [str(path) for path in self.directories if path.exists()],
             "sysctls": {
                 name: (value, now)
