@@ -23,6 +23,7 @@ RUN_OUT := output/run
 PYTEST_ARGS ?=
 
 .PHONY: install run analyze test test-fast lint format bench clean lock chart-schema upgrade kind-smoke cluster cluster-binaries
+.PHONY: node node-binaries
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -73,6 +74,49 @@ cluster-binaries: $(K8S_STAMP)
 # A control plane on 127.0.0.1 until Ctrl-C; prints its kubeconfig.
 cluster: $(K8S_STAMP) $(HELM)
 	$(PY) charts/cluster/controlplane.py
+
+# A real node beside the control plane (charts/node): kubelet and kube-proxy from the control
+# plane's module, Cilium (CNI and NetworkPolicies) from charts/node/cilium/go.mod, CoreDNS and
+# rancher's local-path provisioner from their modules, Debian's containerd and runc, and the
+# node's own images (pause, busybox) built here with buildah.
+REAL_NODE := $(VENV)/node
+CILIUM_VERSION := $(shell sed -n 's/^require github.com\/cilium\/cilium \(v[0-9.]*\)$$/\1/p' charts/node/cilium/go.mod)
+COREDNS_VERSION := v1.15.0
+LOCAL_PATH_VERSION := v0.0.30
+REAL_NODE_DEBS := containerd runc containernetworking-plugins iptables ipset conntrack clang-19 llvm-19 busybox-static buildah gcc libc6-dev
+REAL_NODE_DEBS_STAMP := $(REAL_NODE)/.debs
+REAL_NODE_STAMP := $(REAL_NODE)/.built-$(K8S_VERSION)-cilium-$(CILIUM_VERSION)-coredns-$(COREDNS_VERSION)-local-path-$(LOCAL_PATH_VERSION)
+
+$(REAL_NODE_DEBS_STAMP):
+	@command -v apt-get >/dev/null || { echo "install Debian's $(REAL_NODE_DEBS)"; exit 1; }
+	missing=$$(for p in $(REAL_NODE_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	mkdir -p $(REAL_NODE) && touch $@
+
+$(REAL_NODE_STAMP): charts/cluster/go.mod charts/cluster/go.sum charts/node/cilium/go.mod charts/node/cilium/go.sum charts/node/images.sh | $(REAL_NODE_DEBS_STAMP) $(STAMP)
+	mkdir -p $(REAL_NODE)/bin
+	cd charts/cluster && nice go build -trimpath -o $(abspath $(REAL_NODE))/bin/ \
+	  -ldflags="-s -w $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,-X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(word 2,$(subst ., ,$(K8S_VERSION))))" \
+	  k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
+	cd charts/node/cilium && nice go build -trimpath -ldflags="-s -w" -o $(abspath $(REAL_NODE))/bin/cilium-agent github.com/cilium/cilium/daemon
+	cd charts/node/cilium && nice go build -trimpath -ldflags="-s -w" -o $(abspath $(REAL_NODE))/bin/cilium-cni github.com/cilium/cilium/plugins/cilium-cni
+	rm -rf $(REAL_NODE)/cilium && mkdir -p $(REAL_NODE)/cilium
+	cd charts/node/cilium && module=$$(go list -m -f '{{.Dir}}' github.com/cilium/cilium) && \
+	  cp -r $$module/bpf $$module/pkg/k8s/apis/cilium.io/client/crds $(abspath $(REAL_NODE))/cilium/ && \
+	  chmod -R u+w $(abspath $(REAL_NODE))/cilium
+	GOBIN=$(abspath $(REAL_NODE))/bin nice go install -trimpath -ldflags="-s -w" github.com/coredns/coredns@$(COREDNS_VERSION)
+	GOBIN=$(abspath $(REAL_NODE))/bin nice go install -trimpath -ldflags="-s -w" github.com/rancher/local-path-provisioner@$(LOCAL_PATH_VERSION)
+	K8S_VERSION=$(K8S_VERSION) charts/node/images.sh $(REAL_NODE)/images
+	touch $@
+
+node-binaries: $(REAL_NODE_STAMP)
+
+# The control plane and a real node on this machine (root) until Ctrl-C; prints the kubeconfig.
+node: $(K8S_STAMP) $(REAL_NODE_STAMP) $(HELM)
+	$(PY) -m charts.node.node
 
 install: $(STAMP) $(NODE_STAMP) $(HELM) $(CHECKOV)
 
@@ -129,7 +173,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 # The whole suite. pytest's exit code 5 (nothing collected) fails the target like any other.
-test: lint $(NODE_STAMP) $(CHROMIUM) $(XROOTD) $(HELM) $(CHECKOV) $(K8S_STAMP)
+test: lint $(NODE_STAMP) $(CHROMIUM) $(XROOTD) $(HELM) $(CHECKOV) $(K8S_STAMP) $(REAL_NODE_STAMP)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 # Inner loop: everything but the multi-process and large-data tests.
