@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import os
 import re
+import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,52 +159,70 @@ def _explain(err: BaseException, url: str, action: str) -> GridAccessError:
     return GridAccessError(why, file=url)
 
 
+@contextlib.contextmanager
+def _explained(url: str, action: str) -> Iterator[None]:
+    """Errors in the block become a :class:`GridAccessError`, raised outside the handler so it
+    carries no client exception along (some cannot cross a Dask process boundary)."""
+    failure = None
+    try:
+        yield
+    except Exception as err:
+        failure = _explain(err, url, action)
+    if failure is not None:
+        raise failure
+
+
 def open_root(url: str, **options):
     """``uproot.open`` of a grid URL with the current token; refusals named and explained."""
     import uproot
 
-    try:
+    with _explained(url, "reading"):
         if url.startswith(XROOTD_SCHEMES):
             return uproot.open(_login_url(url, _token(url, f"opening {url}")), **options)
         _token(url, f"opening {url}")
         handler = uproot.source.fsspec.FSSpecSource
         return uproot.open(url, handler=handler, get_client=_http_client, **options)
-    except Exception as err:
-        raise _explain(err, url, "reading") from None
+
+
+async def _make_collection(fs, url: str) -> None:
+    """MKCOL of ``url``: its folder made, or the refusal before any upload (XrdHttp answers a
+    refused PUT by closing the connection mid-body, and its 100-continue is malformed)."""
+    session = await fs.set_session()
+    async with session.request("MKCOL", url) as reply:
+        if reply.status in (401, 403):
+            reply.raise_for_status()
 
 
 def put_file(local: str | os.PathLike, url: str) -> None:
-    """Upload a local file to a grid URL (XRootD copy, or an HTTP PUT)."""
-    try:
+    """Upload a local file to a grid URL (XRootD write, or an HTTP PUT)."""
+    from fsspec.asyn import sync
+
+    with _explained(url, "writing"):
         fs, path = filesystem(url)
-        if url.startswith(XROOTD_SCHEMES):
+        if url.startswith(XROOTD_SCHEMES):  # fsspec-xrootd has no put_file: write it
             fs.makedirs(str(Path(path).parent), exist_ok=True)
-            fs.put_file(str(local), path)
+            with open(local, "rb") as source, fs.open(path, "wb") as target:
+                shutil.copyfileobj(source, target, 8 << 20)
         else:
+            sync(fs.loop, _make_collection, fs, path.rsplit("/", 1)[0])
             fs.put_file(str(local), path, method="put")
-    except Exception as err:
-        raise _explain(err, url, "writing") from None
 
 
 @contextlib.contextmanager
 def open_input(url: str) -> Iterator:
     """A readable binary file object of a grid URL."""
-    try:
+    with _explained(url, "reading"):
         fs, path = filesystem(url)
         handle = fs.open(path, "rb")
-    except Exception as err:
-        raise _explain(err, url, "reading") from None
     with handle:
         yield handle
 
 
 def is_dir(url: str) -> bool:
     """Whether an XRootD URL names a directory (a stat on the storage)."""
-    fs, path = filesystem(url)
-    try:
+    with _explained(url, "reading"):
+        fs, path = filesystem(url)
         return fs.isdir(path)
-    except Exception as err:
-        raise _explain(err, url, "reading") from None
 
 
 def listing(url: str, pattern: str = "*.root") -> list[str]:
@@ -214,10 +233,8 @@ def listing(url: str, pattern: str = "*.root") -> list[str]:
     fs, path = filesystem(url)
     parts = urlsplit(url)
     directory, glob = (path, pattern) if not any(c in path for c in "*?[") else path.rsplit("/", 1)
-    try:
+    with _explained(url, "reading"):
         names = [Path(p).name for p in fs.ls(directory, detail=False)]
-    except Exception as err:
-        raise _explain(err, url, "reading") from None
     prefix = urlunsplit(parts._replace(path="", query="", fragment=""))
     base = "/" + directory.strip("/")
     sep = "/" if url.startswith(XROOTD_SCHEMES) else ""

@@ -87,7 +87,7 @@ class LocalFacility:
     storage: bool = False
     hub: bool = True
     processes: list[subprocess.Popen] = field(default_factory=list, init=False)
-    ca: LocalCA | None = field(default=None, init=False)
+    ca: LocalCA | None = None  # made at start when TLS is on and none is given
     storage_server: StorageServer | None = field(default=None, init=False)
 
     def __post_init__(self):
@@ -242,7 +242,7 @@ class LocalFacility:
             raise RuntimeError(f"npm packages missing: run 'npm ci' in {HERE}")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
-            if self.tls:
+            if self.tls and self.ca is None:
                 self.ca = LocalCA(self.state_dir / "tls")
             self._start_idp()
             if self.storage:

@@ -37,11 +37,13 @@ class Grid:
 
 
 @contextlib.contextmanager
-def start_grid(datasets: dict[str, Path], access_token_ttl: int = 3600):
+def start_grid(datasets: dict[str, Path], access_token_ttl: int = 3600, ca=None):
     """IAM and storage with the ds dataset under /store/cms/ds and /store/atlas/ds.
 
     xrootd runs as its own user, which must reach its directory: not under pytest's 0700
-    temporary root, so in a directory of /tmp made here and removed afterwards.
+    temporary root, so in a directory of /tmp made here and removed afterwards. A second grid
+    in one test session takes the first one's ``ca``: the XRootD client reads its trusted CAs
+    (``X509_CERT_DIR``) once per process.
     """
     directory = Path(tempfile.mkdtemp(prefix="facility-grid-"))
     directory.chmod(0o755)
@@ -51,6 +53,7 @@ def start_grid(datasets: dict[str, Path], access_token_ttl: int = 3600):
         hub=False,
         access_token_ttl=access_token_ttl,
         log_dir=directory / "logs",
+        ca=ca,
     )
     try:
         facility.start()
