@@ -50,9 +50,12 @@ class BearerToken:
         who = claims.get("preferred_username") or claims.get("sub", "unknown subject")
         groups = ", ".join(claims.get("wlcg.groups", [])) or "none"
         scopes = [s for s in claims.get("scope", "").split() if s.startswith("storage.")]
+        audience = claims.get("aud", "none")
+        audience = ", ".join(audience) if isinstance(audience, list) else audience
         return (
             f"the token of {who} from {self.source} (groups: {groups}; "
-            f"storage scopes: {', '.join(scopes) or 'none'})"
+            f"storage scopes: {', '.join(scopes) or 'none'}; issuer: {claims.get('iss', 'none')}; "
+            f"audience: {audience})"
         )
 
     def check_fresh(self, what: str) -> None:

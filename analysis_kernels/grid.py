@@ -150,7 +150,8 @@ def _explain(err: BaseException, url: str, action: str) -> GridAccessError:
         why = (
             f"permission denied for {action} {path}: {held} grants no {verb} there. It needs "
             f"the scope storage.{verb}:<that path below the storage's base> or a group "
-            "(wlcg.groups) the storage lets read it; ask the data's owner or your VO admin"
+            "(wlcg.groups) the storage lets read it; ask the data's owner or your VO admin. "
+            "A storage that does not accept the token's issuer or audience refuses the same way"
         )
     elif isinstance(err, FileNotFoundError) or "no such file" in low or "not found" in low:
         why = f"file not found on the storage at {host} ({text})"
