@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from ipaddress import ip_address
 from pathlib import Path
 
 import yaml
@@ -172,15 +173,21 @@ class Node:
 
     # -- pieces ------------------------------------------------------------------------------
 
-    def _write_kubeconfig(self, name: str, user: str, organization: str) -> Path:
+    def _sign(self, name: str, subject: x509.Name, sans=()) -> tuple[Path, Path]:
+        """A certificate and key from the control plane's CA, in its pki directory."""
         pki = self.plane.pki
         ca = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
         ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), None)
         key = _key()
-        cert = _certificate(_name(user, organization), key, ca.subject, ca_key)
-        (pki / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        (pki / f"{name}.key").write_bytes(_pem_key(key))
-        (pki / f"{name}.key").chmod(0o600)
+        cert = _certificate(subject, key, ca.subject, ca_key, sans=sans)
+        crt, pem = pki / f"{name}.crt", pki / f"{name}.key"
+        crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        pem.write_bytes(_pem_key(key))
+        pem.chmod(0o600)
+        return crt, pem
+
+    def _write_kubeconfig(self, name: str, user: str, organization: str) -> Path:
+        crt, key = self._sign(name, _name(user, organization))
         path = self.root / f"{name}.kubeconfig"
         path.write_text(
             yaml.safe_dump(
@@ -192,7 +199,7 @@ class Node:
                             "name": "facility",
                             "cluster": {
                                 "server": self.plane.server,
-                                "certificate-authority": str(pki / "ca.crt"),
+                                "certificate-authority": str(self.plane.pki / "ca.crt"),
                             },
                         }
                     ],
@@ -200,8 +207,8 @@ class Node:
                         {
                             "name": name,
                             "user": {
-                                "client-certificate": str(pki / f"{name}.crt"),
-                                "client-key": str(pki / f"{name}.key"),
+                                "client-certificate": str(crt),
+                                "client-key": str(key),
                             },
                         }
                     ],
@@ -214,21 +221,6 @@ class Node:
         )
         path.chmod(0o600)
         return path
-
-    def _kubelet_serving_certificate(self) -> tuple[Path, Path]:
-        pki = self.plane.pki
-        ca = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
-        ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), None)
-        key = _key()
-        from ipaddress import ip_address
-
-        sans = [x509.DNSName(NAME), x509.IPAddress(ip_address(ADDRESS))]
-        cert = _certificate(_name(NAME), key, ca.subject, ca_key, sans=sans)
-        crt, pem = pki / "node-serving.crt", pki / "node-serving.key"
-        crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        pem.write_bytes(_pem_key(key))
-        pem.chmod(0o600)
-        return crt, pem
 
     def _start_containerd(self) -> None:
         """containerd 1.6 with runc and cgroupfs, its own root, state and socket; the process
@@ -287,7 +279,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
     def _start_kubelet(self) -> None:
         kubeconfig = self._write_kubeconfig("kubelet", f"system:node:{NAME}", "system:nodes")
-        crt, key = self._kubelet_serving_certificate()
+        crt, key = self._sign(
+            "node-serving", _name(NAME), [x509.DNSName(NAME), x509.IPAddress(ip_address(ADDRESS))]
+        )
         resolv = self.root / "resolv.conf"
         resolv.write_text("")  # pods with dnsPolicy Default get no outside resolver
         config = {
@@ -360,10 +354,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         if applied.returncode != 0:
             raise RuntimeError(f"Cilium's CRDs: {applied.stderr}")
         waited = self.kubectl(
-            "wait", "--for=condition=established", "--timeout=60s", "crd", "-l", "io.cilium/app"
+            "wait", "--for=condition=established", "--timeout=60s", "crd", "--all"
         )
         if waited.returncode != 0:
-            self.kubectl("wait", "--for=condition=established", "--timeout=60s", "crd", "--all")
+            raise RuntimeError(f"Cilium's CRDs not established: {waited.stderr}")
         base = self.root / "cilium"
         lib = base / "lib"
         shutil.copytree(CILIUM_FILES / "bpf", lib / "bpf")
@@ -651,6 +645,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         self._kill_shims()
         self.plane.stop()
         unmount_under(self.root)
+        # Images and containers (the facility's images are GBs); the logs stay.
+        for directory in ("containerd", "kubelet"):
+            shutil.rmtree(self.root / directory, ignore_errors=True)
         self.host.restore()
 
     def __enter__(self) -> Node:
@@ -664,10 +661,14 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="facility-node-"))
     node = Node(root, kwok_nodes=int(os.environ.get("KWOK_NODES", "0")))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even where started ignoring it
     with node:
         if (FACILITY_IMAGES / "index.json").exists():
-            print("imported:", ", ".join(node.import_facility_images()))
-        print(f"KUBECONFIG={node.plane.kubeconfig}  (logs in {node.logs}; Ctrl-C stops it)")
+            print("imported:", ", ".join(node.import_facility_images()), flush=True)
+        print(
+            f"KUBECONFIG={node.plane.kubeconfig}  (logs in {node.logs}; Ctrl-C stops it)",
+            flush=True,
+        )
         with contextlib.suppress(KeyboardInterrupt):
             signal.pause()
     return 0
