@@ -127,6 +127,22 @@ lock: $(STAMP)
 	  --extra hub-image --python-version 3.13 --python-platform x86_64-manylinux_2_28 --no-header \
 	  --annotation-style line -o images/requirements.lock
 
+# podman (with buildah's builder) and mmdebstrap for the images, from Debian's packages.
+IMAGE_TOOLS := /usr/bin/podman /usr/bin/mmdebstrap
+$(IMAGE_TOOLS):
+	@command -v apt-get >/dev/null || { echo "install podman, buildah and mmdebstrap (Debian packages)"; exit 1; }
+	$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq podman buildah mmdebstrap >/dev/null
+
+# The facility's images built here, from a Debian base (images/build.py): hub, analysis, the
+# dask operator, configurable-http-proxy and the development IAM, tagged as the chart pulls
+# them and saved as OCI archives in $(VENV)/images (index.json) for a node's containerd.
+# Cached by version: a second run with nothing changed builds and saves nothing.
+IMAGES ?=
+.PHONY: images
+images: $(IMAGE_TOOLS) | $(STAMP)
+	$(PY) images/build.py $(IMAGES)
+
 # Install or upgrade the facility on the cluster of the current kubectl context. Helm does not
 # upgrade CRDs, so the dask operator's CRDs (from the pinned dask-kubernetes) are applied first.
 RELEASE ?= analysis-facility
