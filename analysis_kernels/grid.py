@@ -227,18 +227,15 @@ def is_dir(url: str) -> bool:
 
 
 def listing(url: str, pattern: str = "*.root") -> list[str]:
-    """Files of a directory URL matching ``pattern``, or those matching a glob URL: URLs without
-    the login name, sorted."""
+    """Files of an XRootD directory URL matching ``pattern``, or those matching a glob in its
+    last part: sorted ``root://host//path`` URLs (the URL's own login name, if any, kept)."""
     import fnmatch
 
     fs, path = filesystem(url)
-    parts = urlsplit(url)
     directory, glob = (path, pattern) if not any(c in path for c in "*?[") else path.rsplit("/", 1)
     with _explained(url, "reading"):
         names = [Path(p).name for p in fs.ls(directory, detail=False)]
-    prefix = urlunsplit(parts._replace(path="", query="", fragment=""))
-    base = "/" + directory.strip("/")
-    sep = "/" if url.startswith(XROOTD_SCHEMES) else ""
+    prefix = urlunsplit(urlsplit(url)._replace(path="", query="", fragment=""))
     return sorted(
-        f"{prefix}/{sep}{base.lstrip('/')}/{n}" for n in names if fnmatch.fnmatch(n, glob)
+        f"{prefix}//{directory.strip('/')}/{n}" for n in names if fnmatch.fnmatch(n, glob)
     )
