@@ -193,7 +193,7 @@ test: lint $(NODE_STAMP) $(CHROMIUM) $(XROOTD) $(HELM) $(CHECKOV) $(K8S_STAMP) $
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 # Inner loop: everything but the multi-process and large-data tests.
-test-fast: lint $(NODE_STAMP) $(HELM)
+test-fast: lint $(NODE_STAMP) $(XROOTD) $(HELM)
 	$(PY) -m pytest -ra -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP) $(K8S_STAMP) $(HELM)
