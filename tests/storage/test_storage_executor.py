@@ -40,7 +40,10 @@ def test_localcluster_and_worker_processes_read_as_alice(grid, alice, datasets, 
             on_processes = run("ds", inputs, executor=workers.scheduler_address, chunk_size=20_000)
     assert on_cluster.complete and on_cluster.events_processed == local.events_total
     same_output(on_cluster.output, local.output)
+    files = sorted(datasets["ds"].glob("*.root"))
+    again = run("ds", [*files, files[0]], chunk_size=20_000)  # the same files, locally
     assert on_processes.complete and on_processes.events_processed == 180_000
+    same_output(on_processes.output, again.output)
 
 
 def _selected(events):
