@@ -3,10 +3,10 @@
 containerd with runc runs the pods; kubelet and kube-proxy (iptables mode) come from the
 control plane's own Kubernetes module; Cilium is the CNI and enforces NetworkPolicies;
 CoreDNS serves cluster DNS behind the ``kube-dns`` Service; rancher's local-path provisioner
-binds PVCs through a default StorageClass. The node's address lives on a dummy interface it
-creates, which the API server binds, so pods reach the API through the ``kubernetes``
-Service and Cilium attaches its programs there, not to the machine's uplink. Single node: no
-traffic between machines.
+binds PVCs through a default StorageClass. The node's address lives on an interface it
+creates (a veth end: this kernel has no dummy links), which the API server binds, so pods
+reach the API through the ``kubernetes`` Service, and Cilium attaches its programs there, not
+to the machine's uplink. Single node: no traffic between machines.
 
 Every process runs as root (Cilium and the kubelet need it); ``stop()`` stops them and puts
 the machine back as it was (``host.HostChanges``).
