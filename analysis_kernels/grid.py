@@ -5,8 +5,10 @@
   fsspec-xrootd, which uproot uses). It finds the token by WLCG discovery itself and proves it
   with ztn over TLS (``X509_CERT_DIR`` must trust the storage). It authenticates only when it
   opens a connection, which it keeps for later files of the same server and login name: the
-  login name here is a digest of the current token (never the token), so a refreshed token
-  gets a connection of its own instead of one the storage would refuse once the old expires.
+  login name here is a digest of the current token (never the token), so files opened after
+  a refresh go over a connection authenticated with the new token. (XRootD 5.5.3 still let a
+  connection whose token had expired open files, seen here: the storage, not the expiry,
+  would otherwise decide how long an old token's rights last.)
 - ``https://``: fsspec's HTTP filesystem on aiohttp, with ``Authorization: Bearer`` added to
   every request from the token as it is at that moment (HTTP clients do no discovery).
 
