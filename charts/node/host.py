@@ -170,7 +170,7 @@ def unmount_under(*roots: Path) -> None:
 def kubepods_cgroups() -> list[Path]:
     """The kubelet's cgroups (kubepods) in every hierarchy, deepest first."""
     found = []
-    for hierarchy in CGROUP_ROOT.iterdir():
+    for hierarchy in [CGROUP_ROOT, *CGROUP_ROOT.iterdir()]:  # v2 alone, or v1 and v2
         top = hierarchy / "kubepods"
         if top.is_dir():
             found += [top, *(path for path in top.rglob("*") if path.is_dir())]

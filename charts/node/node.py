@@ -83,6 +83,14 @@ def _cilium_healthy() -> bool:
     return body.get("cilium", {}).get("state") == "Ok"
 
 
+def _cgroup2_mount() -> str:
+    """Where the machine mounts cgroup v2 (beside v1 here, "hybrid"), so Cilium mounts none."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        if " - cgroup2 " in line:
+            return line.split()[4]
+    raise RuntimeError("no cgroup v2 hierarchy is mounted: Cilium needs one")
+
+
 class Node:
     """Start with ``start()`` (or ``with``); ``plane`` is its control plane (``kubectl``,
     ``kubeconfig``). ``kwok_nodes`` simulated nodes may sit beside it, tainted so that real
@@ -388,7 +396,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                 "--enable-ipv4-masquerade=false",
                 f"--devices={INTERFACE}",
                 f"--bpf-root={bpffs}",
-                "--cgroup-root=/sys/fs/cgroup/unified",
+                f"--cgroup-root={_cgroup2_mount()}",
                 f"--lib-dir={lib}",
                 f"--state-dir={base / 'state'}",
                 "--cni-exclusive=false",
@@ -396,6 +404,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                 "--auto-direct-node-routes=false",
                 "--identity-allocation-mode=crd",
                 "--cluster-name=default",
+                # ipBlock rules select nodes too (as with other enforcers): users' pods reach
+                # the API server and a hub beside the node by their addresses, nothing else.
+                "--policy-cidr-match-mode=nodes",
             ],
             env={"K8S_NODE_NAME": NAME, "PATH": f"{tools}:{os.environ['PATH']}"},
         )
