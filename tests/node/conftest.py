@@ -1,3 +1,3 @@
 """The real node (charts/node) for this directory's tests; tests/e2e imports the same fixture."""
 
-from real_node import node  # noqa: F401 - the fixture
+from tests.node.real_node import node  # noqa: F401 - the fixture, one module for all conftests

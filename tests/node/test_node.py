@@ -13,7 +13,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from real_node import (
+
+from charts.node.node import NAME
+from tests.node.real_node import (
     apply,
     busybox_pod,
     kubectl,
@@ -23,8 +25,6 @@ from real_node import (
     wait_running,
     wait_succeeded,
 )
-
-from charts.node.node import NAME
 
 pytestmark = pytest.mark.slow
 

@@ -5,10 +5,10 @@ Runs after the other tests of the node (it stops the session's node first)."""
 from __future__ import annotations
 
 import pytest
-from real_node import apply, busybox_pod, kubectl, wait_succeeded
 
 from charts.node.host import links
 from charts.node.node import INTERFACE, Node
+from tests.node.real_node import apply, busybox_pod, kubectl, wait_succeeded
 
 pytestmark = pytest.mark.slow
 
