@@ -63,6 +63,10 @@ class StorageServer:
 
     ``group_areas`` maps a ``wlcg.groups`` group (no leading ``/``) to the path its members
     read; ``users`` get ``/store/user/<name>`` made (writable by their token's scope only).
+    ``services`` are other issuers trusted for their tokens' scopes alone, by their keys
+    (issuer -> JWKS, given, never fetched): a site's robot credentials, such as its XCache's.
+    ``report_port``: XRootD's summary monitoring (``xrd.report``) sent there over UDP each
+    second (what :class:`~hub_config.local.xcache.SummaryListener` reads).
     """
 
     directory: Path
@@ -71,6 +75,8 @@ class StorageServer:
     users: list[str] = field(default_factory=list)
     group_areas: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_GROUP_AREAS))
     audiences: list[str] = field(default_factory=lambda: [WLCG_ANY])
+    services: dict[str, dict] = field(default_factory=dict)
+    report_port: int = 0
     port: int = 0
     http_port: int = 0
     process: subprocess.Popen | None = field(default=None, init=False)
@@ -127,36 +133,54 @@ class StorageServer:
         return path
 
     def _key_cache(self) -> Path:
-        """scitokens-cpp's key cache holding the issuer's keys, fetched here over HTTPS."""
+        """scitokens-cpp's key cache holding the issuer's keys, fetched here over HTTPS, and
+        the services' keys as given."""
         context = ssl.create_default_context(cafile=self.ca.ca_file)
         with urllib.request.urlopen(f"{self.issuer}/jwk", context=context, timeout=30) as reply:
-            keys = json.load(reply)
+            keys = {self.issuer: json.load(reply)} | self.services
         cache = self.directory / "cache"
         (cache / "scitokens").mkdir(parents=True, exist_ok=True)
         now = int(time.time())
-        entry = {
-            "jwks": keys,
-            "expires": now + KEY_CACHE_SECONDS,
-            "next_update": now + KEY_CACHE_SECONDS,
-        }
         db = sqlite3.connect(cache / "scitokens" / "scitokens_cpp.sqllite")
         with db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS keycache "
                 "(issuer text UNIQUE PRIMARY KEY NOT NULL, keys text NOT NULL)"
             )
-            db.execute(
-                "INSERT OR REPLACE INTO keycache VALUES (?, ?)", (self.issuer, json.dumps(entry))
-            )
+            for issuer, jwks in keys.items():
+                entry = {
+                    "jwks": jwks,
+                    "expires": now + KEY_CACHE_SECONDS,
+                    "next_update": now + KEY_CACHE_SECONDS,
+                }
+                db.execute(
+                    "INSERT OR REPLACE INTO keycache VALUES (?, ?)", (issuer, json.dumps(entry))
+                )
         db.close()
         return cache
+
+    def _data_directives(self) -> str:
+        """Where ``/store`` comes from: this server's disk (a cache reads its origin)."""
+        for area in [*self.group_areas.values(), *(f"{BASE}/user/{u}" for u in self.users)]:
+            (self.data / area.strip("/")).mkdir(parents=True, exist_ok=True)
+        return f"all.export {BASE}\noss.localroot {self.data}\n"
+
+    def _scitokens_config(self) -> str:
+        services = "".join(
+            f"\n[Issuer service{n}]\nissuer = {issuer}\nbase_path = {BASE}\n"
+            "authorization_strategy = capability\n"
+            for n, issuer in enumerate(self.services)
+        )
+        return (
+            f"[Global]\naudience = {', '.join(self.audiences)}\n\n"
+            f"[Issuer devidp]\nissuer = {self.issuer}\nbase_path = {BASE}\n"
+            "authorization_strategy = capability group\n" + services
+        )
 
     def _configure(self) -> Path:
         for name in ("adm", "run", "certs"):
             (self.directory / name).mkdir(parents=True, exist_ok=True)
-        for area in [*self.group_areas.values(), *(f"{BASE}/user/{u}" for u in self.users)]:
-            (self.data / area.strip("/")).mkdir(parents=True, exist_ok=True)
-        cert, key = self.ca.issue("host", owner=self._owner()[0])
+        cert, key = self.ca.issue(self.directory.name, owner=self._owner()[0])
         certs = self.directory / "certs"
         for item in certs.iterdir():
             item.unlink()
@@ -166,17 +190,13 @@ class StorageServer:
         shutil.move(key, self.directory / "host.key")
         authdb = "".join(f"g /{group} {path} rl\n" for group, path in self.group_areas.items())
         self._write("authdb", authdb)
-        self._write(
-            "scitokens.cfg",
-            f"[Global]\naudience = {', '.join(self.audiences)}\n\n"
-            f"[Issuer devidp]\nissuer = {self.issuer}\nbase_path = {BASE}\n"
-            "authorization_strategy = capability group\n",
-        )
+        self._write("scitokens.cfg", self._scitokens_config())
         d = self.directory
+        report = (
+            f"xrd.report 127.0.0.1:{self.report_port} every 1s all\n" if self.report_port else ""
+        )
         config = f"""\
-all.export {BASE}
-oss.localroot {self.data}
-all.adminpath {d / "adm"}
+{self._data_directives()}all.adminpath {d / "adm"}
 all.pidpath {d / "run"}
 xrd.port {self.port}
 xrd.network nodnr
@@ -192,10 +212,13 @@ acc.audit deny
 ofs.authlib ++ {SCITOKENS_PLUGIN} config={d / "scitokens.cfg"}
 xrd.protocol XrdHttp:{self.http_port} libXrdHttp.so
 http.header2cgi Authorization authz
-"""
+{report}"""
         self._key_cache()
         self._own(self.directory)
         return self._write("xrootd.cfg", config)
+
+    def _environment(self) -> dict[str, str]:
+        return os.environ | {"XDG_CACHE_HOME": str(self.directory / "cache")}
 
     def start(self) -> StorageServer:
         if problem := _missing_packages():
@@ -205,10 +228,9 @@ http.header2cgi Authorization authz
         command = [XROOTD, "-c", str(config), "-l", str(self.directory / "xrootd.log")]
         if self.run_as:
             command += ["-R", self.run_as]
-        env = os.environ | {"XDG_CACHE_HOME": str(self.directory / "cache")}
         self.process = subprocess.Popen(
             command,
-            env=env,
+            env=self._environment(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
