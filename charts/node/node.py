@@ -589,9 +589,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         self._check_machine()
         self.root.mkdir(parents=True, exist_ok=True)
         self.host.record()
+        # Made by this node from here on: what stop() removes (a node racing this one for the
+        # interface fails here and leaves the other's things alone).
+        self.host.add_interface()
         self._started = True
         try:
-            self.host.add_interface()
             self.plane.start()
             self._start_containerd()
             self.import_images([NODE_IMAGES / "pause.tar", NODE_IMAGES / "busybox.tar"])
