@@ -116,6 +116,7 @@ def _kube_spawner(c, settings: FacilitySettings) -> None:
     c.FacilityKubeSpawner.operator_account = kube.operator_account
     c.FacilityKubeSpawner.user_quota = kube.user_quota
     c.FacilityKubeSpawner.user_limits = kube.user_limits
+    c.FacilityKubeSpawner.xcache_ports = list(kube.xcache_ports)
     c.FacilityKubeSpawner.welcome = welcome_text(settings.branding, "/opt/facility/sample")
     # z2jh sets c.KubeSpawner.profile_list from its values ([] by default); the subclass's
     # section of the config wins over it.

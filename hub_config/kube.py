@@ -23,7 +23,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from kubespawner.clients import shared_client
 from tornado import web
-from traitlets import Dict, Unicode, default
+from traitlets import Dict, Int, List, Unicode, default
 
 from analysis_kernels.clusters import OWNER_LABEL
 from analysis_kernels.dask_tls import TLS_MOUNT, tls_environment, user_certificate
@@ -141,6 +141,9 @@ class FacilityKubeSpawner(FacilitySpawnerMixin, KubeSpawner):
     welcome = Unicode(config=True, help="README.md for each new home (hub_config.welcome).")
     user_quota = Dict(config=True, help="ResourceQuota of each user's namespace (spec.hard).")
     user_limits = Dict(config=True, help="LimitRange of each user's containers.")
+    xcache_ports = List(
+        Int(), config=True, help="Ports of the facility's XCache pods users' pods may reach."
+    )
 
     @default("hub_namespace")
     def _hub_namespace_default(self):
@@ -261,6 +264,7 @@ class FacilityKubeSpawner(FacilitySpawnerMixin, KubeSpawner):
             dict(self.user_limits),
             await self.api_server_addresses(),
             self.hub_addresses(),
+            list(self.xcache_ports),
         ):
             await ensure(manifest, self.owner)
         certificate = {

@@ -96,7 +96,8 @@ class DaskSettings:
 class KubernetesSettings:
     """Where the facility runs; each user gets the namespace ``<namespace>-u-<user>``, with
     ``userQuota`` as its ResourceQuota's ``hard`` and ``userLimits`` as its LimitRange (per
-    container: default, defaultRequest, max)."""
+    container: default, defaultRequest, max). ``xcachePorts``: the ports of the chart's XCache
+    pods that users' pods may reach (none unless the site runs one)."""
 
     namespace: str = ""
     default_image: str = ""
@@ -105,6 +106,7 @@ class KubernetesSettings:
     operator_account: str = "dask-kubernetes-operator"
     user_quota: dict = field(default_factory=dict)
     user_limits: dict = field(default_factory=dict)
+    xcache_ports: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,12 @@ def _convert(kind: str, value: Any, path: str):
     if kind == "tuple[str, ...]":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise FacilityConfigError(f"{path}: expected a list of strings, got {value!r}")
+        return tuple(value)
+    if kind == "tuple[int, ...]":
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 < v < 65536 for v in value
+        ):
+            raise FacilityConfigError(f"{path}: expected a list of port numbers, got {value!r}")
         return tuple(value)
     if kind == "dict":
         if not isinstance(value, dict):

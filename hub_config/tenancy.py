@@ -32,6 +32,13 @@ TOKEN_SECRET = "iam-token"
 DASK_PORTS = (8786, 8787, 8788)
 SERVER_PORT = 8888
 OPERATOR_NAME = "dask-kubernetes-operator"
+# The chart's XCache pods (charts/analysis-facility/templates/xcache), in the facility's namespace.
+XCACHE_PODS = {
+    "matchLabels": {
+        "app.kubernetes.io/name": "analysis-facility",
+        "app.kubernetes.io/component": "xcache",
+    }
+}
 RESTRICTED = {
     f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")
 } | {"pod-security.kubernetes.io/enforce-version": "latest"}
@@ -93,6 +100,7 @@ def _network_policies(
     hub_namespace: str,
     api_server: list[tuple[str, int]],
     hub: list[tuple[str, int]],
+    xcache_ports: list[int],
 ) -> list[dict]:
     """Ingress into the user's namespace: servers from the hub and proxy, Dask pods from the
     user's own pods and the dask operator; nothing else. Peers outside the namespace are
@@ -101,8 +109,9 @@ def _network_policies(
 
     Egress, as z2jh's for its servers: DNS, the user's own namespace, the hub's API, the
     Kubernetes API server (``api_server``: its addresses and ports, for KubeCluster), a hub
-    that runs outside the cluster (``hub``: its API's address and port), and the internet (grid
-    storage); no private address otherwise, nor the cloud metadata server."""
+    that runs outside the cluster (``hub``: its API's address and port), the facility's XCache
+    pods on ``xcache_ports`` when the site runs one, and the internet (grid storage); no private
+    address otherwise, nor the cloud metadata server."""
     facility = {"kubernetes.io/metadata.name": hub_namespace}
 
     def facility_pods(key: str, values: list[str]) -> dict:
@@ -128,11 +137,16 @@ def _network_policies(
         ]
     }
     dns = [{"port": 53, "protocol": protocol} for protocol in ("UDP", "TCP")]
+    xcache = {
+        "to": [{"namespaceSelector": {"matchLabels": facility}, "podSelector": XCACHE_PODS}],
+        "ports": tcp(*xcache_ports),
+    }
     egress = [
         {"ports": dns},
         {"to": [{"podSelector": {}}]},
         {"to": [facility_pods("component", ["hub"])], "ports": tcp(8081)},
         *_to_addresses(api_server + hub),
+        *([xcache] if xcache_ports else []),
         {
             "to": [
                 {"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}},
@@ -178,11 +192,13 @@ def tenant_objects(
     limits: dict | None = None,
     api_server: list[tuple[str, int]] = (),
     hub: list[tuple[str, int]] = (),
+    xcache_ports: list[int] = (),
 ) -> list[dict]:
     """The user's namespace and what it holds before any server starts, in creation order: the
     hub's own rights there come first, since the hub holds none in a new namespace.
     ``api_server`` lists the Kubernetes API server's addresses and ports, and ``hub`` the hub
-    API's where the hub is not a pod of the cluster, which the user's pods may reach."""
+    API's where the hub is not a pod of the cluster, and ``xcache_ports`` the ports of the
+    facility's XCache, which the user's pods may reach."""
     namespace = tenant_namespace(hub_namespace, owner)
     labels = {"app.kubernetes.io/name": "analysis-facility", OWNER_LABEL: owner}
     meta = {"labels": labels}
@@ -224,7 +240,9 @@ def tenant_objects(
             operator_account,
             hub_namespace,
         ),
-        *_network_policies(namespace, meta, hub_namespace, list(api_server), list(hub)),
+        *_network_policies(
+            namespace, meta, hub_namespace, list(api_server), list(hub), list(xcache_ports)
+        ),
     ]
     if quota:
         objects.append(

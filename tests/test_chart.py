@@ -24,7 +24,7 @@ from distributed import Client, LocalCluster
 
 from charts.offline_chart import CHART, OPERATOR, copy_chart, pinned
 from hub_config.settings import load_settings
-from hub_config.tenancy import TENANT_LABEL, tenant_objects
+from hub_config.tenancy import TENANT_LABEL, XCACHE_PODS, tenant_objects
 
 ROOT = Path(__file__).resolve().parents[1]
 HELM = Path(sys.executable).parent / "helm"
@@ -481,3 +481,92 @@ def test_umbrella_renders_with_its_upstream_subcharts(tmp_path):
         kubernetes_validate.validate(doc, KUBERNETES, strict=True)
     if fetched.returncode == 0:
         assert ("Deployment", "hub") in kinds
+
+
+XCACHE_ON = [
+    "--set",
+    "xcache.enabled=true",
+    "--set",
+    "xcache.origin=root://eos.example.org:1094",
+    "--set",
+    "xcache.issuers[0].issuer=https://iam.example.org/",
+    "--set",
+    "xcache.groupAreas.cms=/store/cms",
+    "--set",
+    "xcache.tlsSecret=xcache-tls",
+    "--set",
+    "xcache.credentialSecret=xcache-robot",
+    "--set-json",
+    "jupyterhub.custom.facility.kubernetes.xcachePorts=[1094,8443]",
+]
+
+
+def test_xcache_is_off_by_default(own_chart):
+    docs = render(own_chart, "production-values.yaml")
+    assert not [d for d in docs if "xcache" in d["metadata"]["name"]]
+
+
+def test_xcache_on_renders_the_origin_and_the_token_issuer_it_trusts(own_chart):
+    docs = render(own_chart, "minimal-values.yaml", *XCACHE_ON)
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+    config = by_kind(docs, "ConfigMap")["analysis-facility-xcache"]["data"]
+    lines = config["xcache.cfg"].splitlines()
+    for directive in (
+        "pss.origin eos.example.org:1094",
+        "ofs.osslib libXrdPss.so",
+        "pss.cachelib libXrdPfc.so",
+        "sec.protbind * only ztn",
+        "ofs.authorize 1",
+        "ofs.authlib ++ libXrdAccSciTokens.so config=/etc/xcache/config/scitokens.cfg",
+    ):
+        assert directive in lines, directive
+    assert "issuer = https://iam.example.org/" in config["scitokens.cfg"]
+    assert "authorization_strategy = capability group" in config["scitokens.cfg"]
+    assert config["authdb"].split() == ["g", "/cms", "/store/cms", "rl"]
+    cache = by_kind(docs, "StatefulSet")["analysis-facility-xcache"]["spec"]
+    pod = cache["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] and not pod["automountServiceAccountToken"]
+    [container] = pod["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"]
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    labels = cache["template"]["metadata"]["labels"]
+    # What users' egress policy selects.
+    assert XCACHE_PODS["matchLabels"].items() <= labels.items()
+    service = by_kind(docs, "Service")["analysis-facility-xcache"]["spec"]
+    assert [p["port"] for p in service["ports"]] == [1094, 8443]
+
+
+@pytest.mark.parametrize(
+    ("unset", "message"),
+    [
+        ("xcache.origin=eos.example.org", "xcache.origin must be root://host:port"),
+        ("xcache.tlsSecret=", "xcache.tlsSecret is required"),
+        ("xcache.credentialSecret=", "xcache.credentialSecret is required"),
+    ],
+)
+def test_xcache_refuses_to_render_without_what_it_needs(own_chart, unset, message):
+    result = helm(
+        "template",
+        "facility",
+        str(own_chart),
+        "-f",
+        str(own_chart / "ci" / "minimal-values.yaml"),
+        *XCACHE_ON,
+        "--set",
+        unset,
+    )
+    assert result.returncode != 0 and message in result.stderr, result.stderr
+
+
+def test_xcache_without_the_users_egress_rule_is_refused(own_chart):
+    result = helm(
+        "template",
+        "facility",
+        str(own_chart),
+        "-f",
+        str(own_chart / "ci" / "minimal-values.yaml"),
+        *XCACHE_ON[:-2],
+    )
+    assert result.returncode != 0
+    assert "set jupyterhub.custom.facility.kubernetes.xcachePorts to [1094, 8443]" in result.stderr

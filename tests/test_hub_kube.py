@@ -18,7 +18,7 @@ from analysis_kernels.clusters import OWNER_LABEL, dashboard_host_allowed, kube_
 from analysis_kernels.executor.processes import free_port
 from hub_config.configure import configure
 from hub_config.kube import FacilityKubeSpawner
-from hub_config.settings import load_settings
+from hub_config.settings import FacilityConfigError, load_settings
 from hub_config.tenancy import TENANT_LABEL, tenant_objects
 
 KUBECONFIG = """apiVersion: v1
@@ -289,6 +289,51 @@ def test_a_hub_beside_the_cluster_is_opened_to_users_pods_at_its_address_alone(k
     ]
     spawner.hub.api_url = "http://hub:8081/hub/api"
     assert spawner.hub_addresses() == []
+
+
+def test_users_pods_reach_the_facilitys_xcache_only_when_the_site_runs_one(tmp_path, monkeypatch):
+    """xcachePorts opens those ports of the facility namespace's XCache pods (selected by
+    namespace and labels, as the hub is), nothing else; without it no rule is added."""
+    monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", secrets.token_hex(32))
+    (tmp_path / "secret").write_text("s3cret")
+    iam = {
+        "issuer": "https://iam.example.org/",
+        "clientId": "hub",
+        "clientSecretFile": str(tmp_path / "secret"),
+        "allowedGroups": ["cms"],
+    }
+    kube = {"namespace": "facility", "xcachePorts": [1094, 8443]}
+    c = Config()
+    configure(c, load_settings({"backend": "kubernetes", "iam": iam, "kubernetes": kube}))
+    assert c.FacilityKubeSpawner.xcache_ports == [1094, 8443]
+    with pytest.raises(FacilityConfigError, match="xcachePorts: expected a list of port"):
+        load_settings({"backend": "kubernetes", "iam": iam, "kubernetes": {"xcachePorts": "1094"}})
+
+    def egress(**options) -> list[dict]:
+        objects = tenant_objects("facility", "alice", "hub", **options)
+        for manifest in objects:
+            kubernetes_validate.validate(manifest, "1.32", strict=True)
+        [policy] = [o["spec"] for o in objects if o["metadata"]["name"] == "egress"]
+        return policy["egress"]
+
+    without = egress()
+    with_cache = egress(xcache_ports=c.FacilityKubeSpawner.xcache_ports)
+    [added] = [rule for rule in with_cache if rule not in without]
+    assert added == {
+        "to": [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "facility"}},
+                "podSelector": {
+                    "matchLabels": {
+                        "app.kubernetes.io/name": "analysis-facility",
+                        "app.kubernetes.io/component": "xcache",
+                    }
+                },
+            }
+        ],
+        "ports": [{"port": 1094, "protocol": "TCP"}, {"port": 8443, "protocol": "TCP"}],
+    }
+    assert len(with_cache) == len(without) + 1
 
 
 def test_dashboards_of_users_schedulers_and_nothing_else_go_through_the_proxy(kube_config):
