@@ -87,6 +87,7 @@ def chart_references() -> dict[str, str]:
     """The image references the chart's values (and the operator subchart's) pull."""
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     hub, user = values["jupyterhub"]["hub"]["image"], values["jupyterhub"]["singleuser"]["image"]
+    xcache = values["xcache"]["image"]
     app = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
     operator = yaml.safe_load((OPERATOR_CHART / "values.yaml").read_text())["image"]["name"]
     chp = json.loads((ROOT / "images/chp/package.json").read_text())["dependencies"]
@@ -97,6 +98,7 @@ def chart_references() -> dict[str, str]:
         # z2jh's default proxy image, at the version its chart pins (not overridden by ours).
         "chp": f"quay.io/jupyterhub/configurable-http-proxy:{chp['configurable-http-proxy']}",
         "devidp": f"ghcr.io/analysis-facility/devidp:{app}",
+        "xcache": f"{xcache['name']}:{xcache['tag']}",
     }
 
 
@@ -115,6 +117,7 @@ def images() -> dict[str, Image]:
             "chp", "node", ("images/chp/package.json", "images/chp/package-lock.json"), refs["chp"]
         ),
         Image("devidp", "node", devidp, refs["devidp"]),
+        Image("xcache", "base", ("images/xcache",), refs["xcache"]),
     ]
     return {image.name: image for image in found}
 
