@@ -75,12 +75,17 @@ FACILITY = (
 
 @dataclass(frozen=True)
 class Image:
-    """One Dockerfile folder under images/, the image it builds on and what it copies."""
+    """One Dockerfile folder under images/, the image it builds on and what it copies; ``npm``:
+    the image its build stage installs npm packages in (ARG NPM), when it has one."""
 
     name: str
     base: str
     copies: tuple[str, ...] = ()
     reference: str = ""  # empty: an intermediate, tagged under LOCAL and not exported
+    npm: str = ""
+
+    def needs(self) -> tuple[str, ...]:
+        return (self.base, self.npm) if self.npm else (self.base,)
 
 
 def chart_references() -> dict[str, str]:
@@ -113,10 +118,15 @@ def images() -> dict[str, Image]:
         Image("hub", "hub-base", (*FACILITY, "images/hub"), refs["hub"]),
         Image("operator", "base", ("images/requirements.lock",), refs["operator"]),
         Image("node", "base"),
+        Image("npm", "node"),
         Image(
-            "chp", "node", ("images/chp/package.json", "images/chp/package-lock.json"), refs["chp"]
+            "chp",
+            "node",
+            ("images/chp/package.json", "images/chp/package-lock.json"),
+            refs["chp"],
+            "npm",
         ),
-        Image("devidp", "node", devidp, refs["devidp"]),
+        Image("devidp", "node", devidp, refs["devidp"], "npm"),
         Image("xcache", "base", ("images/xcache",), refs["xcache"]),
     ]
     return {image.name: image for image in found}
@@ -185,10 +195,12 @@ def build_base() -> str:
     return reference
 
 
-def build(image: Image, base: str, base_key: str) -> str:
-    """``image`` built on ``base`` with podman; its key is its inputs' and its base's."""
+def build(image: Image, tags: dict[str, str]) -> str:
+    """``image`` built with podman on the images it needs (``tags``, by name); its key is its
+    inputs' and theirs."""
     folder = f"images/{image.name}"
-    digest = key(base_key, *image.copies, paths=(folder, *image.copies))
+    needed = [tags[name] for name in image.needs()]
+    digest = key(*needed, *image.copies, paths=(folder, *image.copies))
     tag = f"{LOCAL}/{image.name}:{digest}"
     if not exists(tag):
         trust = ["-v", f"{HOST_CAS}:{HOST_CAS}:ro"] if HOST_CAS.exists() else []
@@ -208,13 +220,17 @@ def build(image: Image, base: str, base_key: str) -> str:
             "--ignorefile",
             str(IGNORE),
             "--build-arg",
-            f"BASE={base}",
+            f"BASE={tags[image.base]}",
+            *(["--build-arg", f"NPM={tags[image.npm]}"] if image.npm else []),
             "-f",
             f"{folder}/Dockerfile",
             "-t",
             tag,
             str(ROOT),
         )
+    for stale in images_named(f"{LOCAL}/{image.name}"):
+        if stale != tag:  # an older version's name only: its layers stay as the build cache
+            run("podman", "untag", stale, stale)
     if image.reference:
         run("podman", "tag", tag, image.reference)
     return tag
@@ -257,14 +273,12 @@ def main(argv: list[str] | None = None) -> None:
         run("podman", "rmi", "--force", *images_named(f"{LOCAL}/base"))
     wanted = with_bases(args.names or list(known), known)
     tags = {"base": build_base()}
-    keys = {"base": tags["base"].rsplit(":", 1)[1]}
     index_path = OUT / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
     for name in wanted:
         image = known[name]
         started = time.monotonic()
-        tags[name] = build(image, tags[image.base], keys[image.base])
-        keys[name] = tags[name].rsplit(":", 1)[1]
+        tags[name] = build(image, tags)
         if image.reference:
             export(image, index)
             index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
@@ -273,22 +287,24 @@ def main(argv: list[str] | None = None) -> None:
 
 def with_bases(names: list[str], known: dict[str, Image]) -> list[str]:
     """``names`` and the intermediates they build on, in build order."""
-    needed = set()
-    for name in names:
-        while name != "base":
+    needed, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name != "base" and name not in needed:
             needed.add(name)
-            name = known[name].base
+            todo.extend(known[name].needs())
     return [name for name in known if name in needed]
 
 
 def images_named(repository: str) -> list[str]:
+    """The tags of ``repository`` (podman lists every name of an image it matches: filtered)."""
     out = subprocess.run(
         ["podman", "images", "--format", "{{.Repository}}:{{.Tag}}", repository],
         check=True,
         capture_output=True,
         text=True,
     )
-    return out.stdout.split()
+    return sorted({name for name in out.stdout.split() if name.startswith(f"{repository}:")})
 
 
 if __name__ == "__main__":

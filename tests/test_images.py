@@ -244,7 +244,7 @@ def in_image(archive: Path, reference: str, *command: str) -> str:
 @pytest.mark.slow
 def test_images_are_named_as_the_chart_pulls_them_and_saved_for_containerd(built, tmp_path):
     expected = expected_references(tmp_path)
-    assert set(built) == set(expected.values())
+    assert set(expected.values()) <= set(built), built
     for name, reference in expected.items():
         archive = built[reference]
         assert archive == ARCHIVES / f"{name}.tar" and archive.is_file(), archive
