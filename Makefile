@@ -196,7 +196,7 @@ test: lint $(NODE_STAMP) $(CHROMIUM) $(XROOTD) $(HELM) $(CHECKOV) $(K8S_STAMP) $
 test-fast: lint $(NODE_STAMP) $(XROOTD) $(HELM)
 	$(PY) -m pytest -ra -m "not slow" $(PYTEST_ARGS)
 
-bench: $(STAMP) $(K8S_STAMP) $(HELM)
+bench: $(STAMP) $(K8S_STAMP) $(HELM) $(NODE_STAMP) $(XROOTD)
 	$(PY) -m benchmarks.run
 
 clean:

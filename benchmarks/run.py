@@ -18,13 +18,14 @@ from benchmarks import (
     operator_scale,
     read_path,
     scaling,
+    storage_read,
     systematics,
     throughput,
     variations,
 )
 from benchmarks.common import results_dir
 
-STUDIES = ["throughput", "systematics", "scaling", "interactive", "hub", "operator"]
+STUDIES = ["throughput", "storage", "systematics", "scaling", "interactive", "hub", "operator"]
 EXTRA_STUDIES = ["read_path", "variations"]  # on request only (--only ...)
 
 
@@ -211,6 +212,16 @@ def main(argv=None) -> int:
         )
         for codec in args.codecs:
             figures.throughput(results["throughput"], out, codec)
+    if "storage" in args.only:
+        print("reading grid storage with a token: root://, https://, XCache (issue 15)")
+        results["storage"] = storage_read.measure(
+            args.data,
+            {"ds": size(100_000), "adl_q6": size(400_000)},
+            "ZSTD",
+            args.min_run_s,
+            args.runs,
+            args.clock,
+        )
     if "read_path" in args.only:
         print("read path (source, chunk size, decompression library)")
         results["read_path"] = read_path.measure(
@@ -256,6 +267,8 @@ def main(argv=None) -> int:
     if "throughput" in results:
         for codec in args.codecs:
             lines += [*_table(results["throughput"], codec), ""]
+    if "storage" in results:
+        lines += [*storage_read.table(results["storage"]), ""]
     if "read_path" in results:
         lines += [*read_path.table(results["read_path"]), ""]
     lines += _targets(results)
