@@ -194,7 +194,7 @@ class FacilityKubeSpawner(FacilitySpawnerMixin, KubeSpawner):
         self.environment = {**self.environment, "FACILITY_POD_UID": uid}
         # The welcome README, written by the server itself into a new home; a site's own
         # postStart hook wins.
-        welcome = {"exec": {"command": ["python", "-m", "hub_config.welcome"]}}
+        welcome = {"exec": {"command": ["python3", "-m", "hub_config.welcome"]}}
         self.lifecycle_hooks = {"postStart": welcome} | dict(self.lifecycle_hooks or {})
         # Only this account exists in the user's namespace; KubeCluster needs its token.
         self.service_account = USER_ACCOUNT

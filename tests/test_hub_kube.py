@@ -365,7 +365,7 @@ def test_kubernetes_servers_welcome_their_new_home_themselves(kube_config):
     _, pod = asyncio.run(_manifest(kube_config, {}))
     container = pod["spec"]["containers"][0]
     hook = container["lifecycle"]["postStart"]["exec"]["command"]
-    assert hook == ["python", "-m", "hub_config.welcome"]
+    assert hook == ["python3", "-m", "hub_config.welcome"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["FACILITY_WELCOME"].startswith("# Welcome to Analysis Facility")
     assert "/opt/facility/sample" in env["FACILITY_WELCOME"]
