@@ -535,6 +535,23 @@ def test_xcache_on_renders_the_origin_and_the_token_issuer_it_trusts(own_chart):
     assert XCACHE_PODS["matchLabels"].items() <= labels.items()
     service = by_kind(docs, "Service")["analysis-facility-xcache"]["spec"]
     assert [p["port"] for p in service["ports"]] == [1094, 8443]
+    # Users' pods alone reach it (their namespaces carry the tenant label), on its two ports.
+    ingress = by_kind(docs, "NetworkPolicy")["analysis-facility-xcache"]["spec"]["ingress"]
+    assert ingress == [
+        {
+            "from": [{"namespaceSelector": {"matchLabels": {TENANT_LABEL: "analysis"}}}],
+            "ports": [{"port": 1094, "protocol": "TCP"}, {"port": 8443, "protocol": "TCP"}],
+        }
+    ]
+
+
+def test_checkov_finds_nothing_on_the_xcache(own_chart, tmp_path):
+    assert CHECKOV.exists(), f"checkov is missing at {CHECKOV}: run make install"
+    text = rendered_text(own_chart, "minimal-values.yaml", *XCACHE_ON)
+    report = checkov(text, tmp_path)
+    failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
+    assert "kind: StatefulSet" in text and report["summary"]["passed"] > 50
+    assert not [f for f in failed if "xcache" in f[1]], failed
 
 
 @pytest.mark.parametrize(
