@@ -14,7 +14,6 @@ kubeconfig path; the binaries come from ``make cluster-binaries``.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import os
 import signal
@@ -29,64 +28,13 @@ from ipaddress import ip_address
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from analysis_kernels.executor.processes import free_port, stop_in_reverse
+from hub_config.local.pki import pem_key, private_key, signed_certificate, x509_name
 
 HERE = Path(__file__).resolve().parent
 BINARIES = HERE.parents[1] / ".venv" / "k8s"
-
-
-def _key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _pem_key(key) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-
-
-def _certificate(subject, key, issuer=None, issuer_key=None, ca=False, sans=()):
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer or subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        # Key identifiers: Python 3.13's default verification (X509 strict) refuses a chain
-        # without them, as the facility's images' clients of the API server do.
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key((issuer_key or key).public_key()),
-            critical=False,
-        )
-    )
-    if ca:
-        usage = dict.fromkeys(
-            ("content_commitment", "key_encipherment", "data_encipherment", "key_agreement",
-             "encipher_only", "decipher_only", "digital_signature"), False,
-        )  # fmt: skip
-        usage |= {"key_cert_sign": True, "crl_sign": True}
-        builder = builder.add_extension(x509.KeyUsage(**usage), critical=True)
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
-    return builder.sign(issuer_key or key, hashes.SHA256())
-
-
-def _name(common: str, organization: str = "") -> x509.Name:
-    parts = [x509.NameAttribute(NameOID.COMMON_NAME, common)]
-    if organization:
-        parts.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-    return x509.Name(parts)
 
 
 @dataclass
@@ -122,11 +70,11 @@ class ControlPlane:
 
     def _make_pki(self) -> None:
         self.pki.mkdir(parents=True, exist_ok=True)
-        ca_key = _key()
-        ca = _certificate(_name("facility-test-ca"), ca_key, ca=True)
+        ca_key = private_key()
+        ca = signed_certificate(x509_name("facility-test-ca"), ca_key, ca=True)
         self._write("ca.crt", ca.public_bytes(serialization.Encoding.PEM))
-        self._write("ca.key", _pem_key(ca_key))
-        server_key = _key()
+        self._write("ca.key", pem_key(ca_key))
+        server_key = private_key()
         sans = [
             x509.DNSName("localhost"),
             x509.DNSName("kubernetes.default.svc"),
@@ -135,22 +83,24 @@ class ControlPlane:
                 for address in dict.fromkeys(["127.0.0.1", "10.96.0.1", self.address])
             ),
         ]
-        server = _certificate(_name("kube-apiserver"), server_key, ca.subject, ca_key, sans=sans)
+        server = signed_certificate(
+            x509_name("kube-apiserver"), server_key, ca.subject, ca_key, sans=sans
+        )
         self._write("apiserver.crt", server.public_bytes(serialization.Encoding.PEM))
-        self._write("apiserver.key", _pem_key(server_key))
+        self._write("apiserver.key", pem_key(server_key))
         for name, subject, names in [
-            ("admin", _name("admin", "system:masters"), []),
+            ("admin", x509_name("admin", "system:masters"), []),
             # The API server's client certificate towards the kubelets (kwok's server), and
             # that server's own, for logs and port forwarding through the API server.
-            ("kubelet-client", _name("kube-apiserver-kubelet-client", "system:masters"), []),
-            ("kubelet", _name("kwok-kubelet"), [x509.IPAddress(ip_address("127.0.0.1"))]),
+            ("kubelet-client", x509_name("kube-apiserver-kubelet-client", "system:masters"), []),
+            ("kubelet", x509_name("kwok-kubelet"), [x509.IPAddress(ip_address("127.0.0.1"))]),
         ]:
-            key = _key()
-            cert = _certificate(subject, key, ca.subject, ca_key, sans=names)
+            key = private_key()
+            cert = signed_certificate(subject, key, ca.subject, ca_key, sans=names)
             self._write(f"{name}.crt", cert.public_bytes(serialization.Encoding.PEM))
-            self._write(f"{name}.key", _pem_key(key))
-        account_key = _key()
-        self._write("sa.key", _pem_key(account_key))
+            self._write(f"{name}.key", pem_key(key))
+        account_key = private_key()
+        self._write("sa.key", pem_key(account_key))
         self._write(
             "sa.pub",
             account_key.public_key().public_bytes(

@@ -35,8 +35,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from analysis_kernels.executor.processes import free_port, stop_in_reverse
-from charts.cluster.controlplane import ControlPlane, _certificate, _key, _name, _pem_key
+from charts.cluster.controlplane import ControlPlane
 from charts.node.host import HostChanges, unmount_under
+from hub_config.local.pki import pem_key, private_key, signed_certificate, x509_name
 
 REPO = Path(__file__).resolve().parents[2]
 BINARIES = REPO / ".venv" / "node" / "bin"
@@ -186,16 +187,16 @@ class Node:
         pki = self.plane.pki
         ca = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
         ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), None)
-        key = _key()
-        cert = _certificate(subject, key, ca.subject, ca_key, sans=sans)
+        key = private_key()
+        cert = signed_certificate(subject, key, ca.subject, ca_key, sans=sans)
         crt, pem = pki / f"{name}.crt", pki / f"{name}.key"
         crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        pem.write_bytes(_pem_key(key))
+        pem.write_bytes(pem_key(key))
         pem.chmod(0o600)
         return crt, pem
 
     def _write_kubeconfig(self, name: str, user: str, organization: str) -> Path:
-        crt, key = self._sign(name, _name(user, organization))
+        crt, key = self._sign(name, x509_name(user, organization))
         path = self.root / f"{name}.kubeconfig"
         path.write_text(
             yaml.safe_dump(
@@ -288,7 +289,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     def _start_kubelet(self) -> None:
         kubeconfig = self._write_kubeconfig("kubelet", f"system:node:{NAME}", "system:nodes")
         crt, key = self._sign(
-            "node-serving", _name(NAME), [x509.DNSName(NAME), x509.IPAddress(ip_address(ADDRESS))]
+            "node-serving",
+            x509_name(NAME),
+            [x509.DNSName(NAME), x509.IPAddress(ip_address(ADDRESS))],
         )
         resolv = self.root / "resolv.conf"
         resolv.write_text("")  # pods with dnsPolicy Default get no outside resolver
