@@ -24,6 +24,7 @@ import hashlib
 import os
 import re
 import shutil
+import ssl
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,6 +97,8 @@ async def _http_client(**kwargs):
         request.headers["Authorization"] = f"Bearer {token.value}"
         return await handler(request)
 
+    # The trust store of the moment (SSL_CERT_FILE): aiohttp's own is read once, at import.
+    kwargs.setdefault("connector", aiohttp.TCPConnector(ssl=ssl.create_default_context()))
     return aiohttp.ClientSession(middlewares=(bearer,), **kwargs)
 
 

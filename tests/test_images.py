@@ -167,6 +167,7 @@ def operator_image(tmp_path: Path) -> str:
 def expected_references(tmp_path: Path) -> dict[str, str]:
     values = yaml.safe_load((ROOT / "charts/analysis-facility/values.yaml").read_text())
     hub, user = values["jupyterhub"]["hub"]["image"], values["jupyterhub"]["singleuser"]["image"]
+    xcache = values["xcache"]["image"]
     app = yaml.safe_load((ROOT / "charts/analysis-facility/Chart.yaml").read_text())["appVersion"]
     local = json.loads((ROOT / "hub_config/local/package.json").read_text())["dependencies"]
     assert (
@@ -178,6 +179,7 @@ def expected_references(tmp_path: Path) -> dict[str, str]:
         "operator": operator_image(tmp_path),
         "chp": f"{CHP}:{local['configurable-http-proxy']}",
         "devidp": f"ghcr.io/analysis-facility/devidp:{app}",
+        "xcache": f"{xcache['name']}:{xcache['tag']}",
     }
 
 
