@@ -96,6 +96,8 @@ def kube_cluster_spec(environ: dict[str, str] | None = None) -> dict:
         name=name,
         image=env["FACILITY_DASK_IMAGE"],
         n_workers=0,
+        # distributed's own commands (its dask-scheduler and dask-worker scripts are gone)
+        worker_command="dask worker",
         env=pod_env,
         idle_timeout=int(_number("FACILITY_DASK_IDLE_TIMEOUT", 1800, env)),
     )
@@ -127,7 +129,9 @@ def kube_cluster_spec(environ: dict[str, str] | None = None) -> dict:
             container["volumeMounts"] = mounts
             container["securityContext"] = CONTAINER_SECURITY
             if role == "scheduler":
-                container["args"] = [*container["args"], "--protocol", "tls"]
+                # upstream's args start with the gone dask-scheduler script
+                options = container["args"][1:]
+                container["args"] = ["dask", "scheduler", *options, "--protocol", "tls"]
                 container["env"] += [
                     {"name": k, "value": v} for k, v in SCHEDULER_HTTP_ROUTES.items()
                 ]

@@ -207,11 +207,13 @@ def test_users_dask_cluster_mounts_the_token_and_dies_with_the_pod():
         assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
         assert pod["volumes"][1]["secret"]["secretName"] == "dask-tls"
     scheduler = spec["spec"]["scheduler"]["spec"]["containers"][0]
+    assert scheduler["args"][:2] == ["dask", "scheduler"]
     assert scheduler["args"][-2:] == ["--protocol", "tls"]
     # The operator's checks go through the scheduler's HTTP API, not plain-TCP RPC.
     routes = next(e["value"] for e in scheduler["env"] if e["name"].endswith("HTTP__ROUTES"))
     assert "distributed.http.scheduler.api" in routes
     worker = spec["spec"]["worker"]["spec"]["containers"][0]
+    assert worker["args"][:2] == ["dask", "worker"]  # distributed's own command
     assert {"name": "BEARER_TOKEN_FILE", "value": env["BEARER_TOKEN_FILE"]} in worker["env"]
     address = "tls://dask-alice-scheduler.facility.svc.cluster.local:8786"
     assert {"name": "DASK_SCHEDULER_ADDRESS", "value": address} in worker["env"]
