@@ -72,6 +72,28 @@ def make_hub_account(cluster) -> str:
     return account("hub")
 
 
+def apply_operator_crds(cluster) -> None:
+    """The dask operator's CRDs (from the pinned dask-kubernetes), as make upgrade applies
+    them, and waits until the API server serves them."""
+    from charts.offline_chart import OPERATOR_CHART
+
+    applied = cluster.kubectl("apply", "--server-side", "-f", str(OPERATOR_CHART / "crds"))
+    assert applied.returncode == 0, applied.stderr
+    deadline = time.monotonic() + 60
+    while True:  # kubectl wait errs while a new CRD has no status yet
+        ready = cluster.kubectl(
+            "wait",
+            "--for=condition=established",
+            "--timeout=30s",
+            "crd/daskclusters.kubernetes.dask.org",
+            "crd/daskworkergroups.kubernetes.dask.org",
+        )
+        if ready.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert ready.returncode == 0, ready.stderr
+
+
 def account(name: str, namespace: str = NAMESPACE) -> str:
     return f"system:serviceaccount:{namespace}:{name}"
 

@@ -15,6 +15,7 @@ from cluster_api import (
     NAMESPACE,
     account,
     account_kubeconfig,
+    apply_operator_crds,
     create,
     make_hub_account,
     release,
@@ -22,7 +23,7 @@ from cluster_api import (
 
 from analysis_kernels.dask_tls import user_certificate
 from charts.cluster.controlplane import ControlPlane
-from charts.offline_chart import CHART, OPERATOR, OPERATOR_CHART, copy_chart
+from charts.offline_chart import CHART, OPERATOR, copy_chart
 from hub_config.tenancy import (
     DASK_TLS_SECRET,
     TOKEN_SECRET,
@@ -30,8 +31,6 @@ from hub_config.tenancy import (
     tenant_namespace,
     tenant_objects,
 )
-
-CRDS = OPERATOR_CHART / "crds"
 
 
 def chart_facility_values() -> dict:
@@ -50,21 +49,7 @@ def cluster(tmp_path_factory):
 @pytest.fixture(scope="session")
 def installed(cluster, tmp_path_factory):
     """The dask CRDs applied first (as make upgrade does), then the chart's own templates."""
-    applied = cluster.kubectl("apply", "--server-side", "-f", str(CRDS))
-    assert applied.returncode == 0, applied.stderr
-    deadline = time.monotonic() + 60
-    while True:  # kubectl wait errs while a new CRD has no status yet
-        ready = cluster.kubectl(
-            "wait",
-            "--for=condition=established",
-            "--timeout=30s",
-            "crd/daskclusters.kubernetes.dask.org",
-            "crd/daskworkergroups.kubernetes.dask.org",
-        )
-        if ready.returncode == 0 or time.monotonic() > deadline:
-            break
-        time.sleep(1)
-    assert ready.returncode == 0, ready.stderr
+    apply_operator_crds(cluster)
     # The dask operator subchart comes along; z2jh's chart repository is out of reach here.
     chart = copy_chart(tmp_path_factory.mktemp("chart"), keep=(OPERATOR,))
     install = release(

@@ -24,7 +24,10 @@ def node(tmp_path_factory):
     local-path), stopped and cleaned when the session ends. Fails, never skips, where the
     machine cannot run it: the error says what is missing."""
     if _shared["node"] is None:
-        _shared["node"] = Node(tmp_path_factory.mktemp("node")).start()
+        # Mounted Secrets follow their objects within seconds (a kubelet's default: about a
+        # minute), so that the e2e tests see a refreshed token reach running pods quickly.
+        quick = {"syncFrequency": "5s"}
+        _shared["node"] = Node(tmp_path_factory.mktemp("node"), kubelet_config=quick).start()
     _shared["users"] += 1
     yield _shared["node"]
     _shared["users"] -= 1
