@@ -73,8 +73,9 @@ POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault
 CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
-def kube_cluster_spec(environ: dict[str, str] | None = None) -> dict:
-    """The DaskCluster of the user whose server set ``environ`` (the hub's FACILITY_* values).
+def kube_cluster_spec(environ: dict[str, str] | None = None, n_workers: int = 0) -> dict:
+    """The DaskCluster of the user whose server set ``environ`` (the hub's FACILITY_* values),
+    starting with ``n_workers`` (KubeCluster ignores its own ``n_workers`` for a given spec).
 
     Scheduler and workers use the server's image, run as Pod Security ``restricted`` requires
     (the user's namespace enforces it), without an API token, and mount the user's IAM token
@@ -95,7 +96,7 @@ def kube_cluster_spec(environ: dict[str, str] | None = None) -> dict:
     spec = make_cluster_spec(
         name=name,
         image=env["FACILITY_DASK_IMAGE"],
-        n_workers=0,
+        n_workers=n_workers,
         # distributed's own commands (its dask-scheduler and dask-worker scripts are gone)
         worker_command="dask worker",
         env=pod_env,
@@ -162,8 +163,9 @@ def facility_cluster(asynchronous: bool = False, **options):
     if backend == "kubernetes":
         from analysis_kernels.kube_cluster import FacilityKubeCluster
 
+        n_workers = options.pop("n_workers", 0)
         return FacilityKubeCluster(
-            custom_cluster_spec=kube_cluster_spec(),
+            custom_cluster_spec=kube_cluster_spec(n_workers=n_workers),
             namespace=os.environ["FACILITY_DASK_NAMESPACE"],
             asynchronous=asynchronous,
             **options,

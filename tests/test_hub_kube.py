@@ -193,6 +193,8 @@ def test_users_dask_cluster_mounts_the_token_and_dies_with_the_pod():
     }
     spec = kube_cluster_spec(env)
     assert spec["metadata"]["name"] == "dask-alice"
+    assert spec["spec"]["worker"]["replicas"] == 0
+    assert kube_cluster_spec(env, n_workers=2)["spec"]["worker"]["replicas"] == 2
     assert spec["metadata"]["labels"] == {OWNER_LABEL: "alice"}
     assert spec["metadata"]["ownerReferences"][0]["uid"] == env["FACILITY_POD_UID"]
     for role in ("scheduler", "worker"):
