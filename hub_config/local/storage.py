@@ -17,6 +17,16 @@ reach); scitokens-cpp fetches the issuer's keys over HTTPS with the system's CA 
 the keys are put in its key cache (``$XDG_CACHE_HOME/scitokens``) before the server starts,
 which changes nothing outside this directory (a token signed by a key not there makes it
 fetch the keys again, which fails: refused).
+
+What it does not do: refuse at once over ``https://`` a token it accepted before the token
+expired. The plugin keeps its decision on a token for 60 s from its first check
+(:data:`TOKEN_DECISION_SECONDS`), whatever the token's ``exp``: it means to keep it until the
+token expires, at least 60 s, but computes that as a monotonic clock (seconds since boot) minus
+the epoch expiry, a negative number, so the 60 s floor always wins (XRootD 5.5.3 to 5.9.2;
+fixed in 5.9.3 by "Fix ACL cache TTL computation from token expiry"). No setting changes it.
+Measured here with a 10 s token checked 9 s before its expiry: served over ``https://`` 59.4 s
+after that check (50 s past its expiry), refused at 61.5 s; over ``root://`` a new connection
+with it was refused from its expiry on (ztn checks ``exp`` at each login).
 """
 
 from __future__ import annotations
@@ -44,6 +54,10 @@ WLCG_ANY = "https://wlcg.cern.ch/jwt/v1/any"
 DEFAULT_GROUP_AREAS = {"cms": "/store/cms", "atlas": "/store/atlas"}
 # The key cache entry outlives any run: scitokens-cpp refetches only for an unknown key.
 KEY_CACHE_SECONDS = 10 * 365 * 24 * 3600
+# How long the scitokens plugin honours a token after first accepting it, even past its
+# expiry (see above): an expired token is served over https:// at most this long (and 1 s of
+# the plugin's rounding) past its expiry.
+TOKEN_DECISION_SECONDS = 60
 
 
 def _missing_packages() -> str:
