@@ -265,9 +265,8 @@ def tenant_objects(
     return objects
 
 
-def adoptable(existing: dict, owner: str) -> bool:
-    """Whether an object found under a name the hub wanted is this user's: made by the
-    facility for this owner. Anything else (z2jh's, Kubernetes', another user's, a site's) is
-    never taken over."""
-    labels = existing.get("metadata", {}).get("labels") or {}
-    return labels.get(OWNER_LABEL) == owner
+def adoptable(labels: dict[str, str] | None, owner: str) -> bool:
+    """Whether an object found under a name the hub wanted, with these labels, is this user's:
+    made by the facility for this owner. Anything else (z2jh's, Kubernetes', another user's, a
+    site's) is never taken over."""
+    return (labels or {}).get(OWNER_LABEL) == owner

@@ -19,7 +19,7 @@ from analysis_kernels.executor.processes import free_port
 from hub_config.configure import configure
 from hub_config.kube import FacilityKubeSpawner
 from hub_config.settings import FacilityConfigError, load_settings
-from hub_config.tenancy import TENANT_LABEL, tenant_objects
+from hub_config.tenancy import TENANT_LABEL, adoptable, tenant_objects
 
 KUBECONFIG = """apiVersion: v1
 kind: Config
@@ -221,6 +221,14 @@ def test_users_dask_cluster_mounts_the_token_and_dies_with_the_pod():
     assert {"name": "DASK_SCHEDULER_ADDRESS", "value": address} in worker["env"]
     with pytest.raises(ValueError, match="FACILITY_POD_UID"):
         kube_cluster_spec({k: v for k, v in env.items() if k != "FACILITY_POD_UID"})
+
+
+def test_the_hub_takes_up_again_only_what_it_made_for_that_user():
+    """A user's second server finds the namespace and objects of the first: the hub keeps
+    them; anything not labelled for that user is refused (tests/cluster: row 12)."""
+    assert adoptable({OWNER_LABEL: "alice", "app": "x"}, "alice")
+    assert not adoptable({OWNER_LABEL: "bob"}, "alice")
+    assert not adoptable({}, "alice") and not adoptable(None, "alice")
 
 
 def test_each_user_gets_a_restricted_namespace_of_their_own():
