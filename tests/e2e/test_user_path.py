@@ -46,7 +46,7 @@ def connects(node, namespace: str, pod: str, address: str, port: int) -> bool:
         f"try: socket.create_connection(({address!r}, {port}), timeout=3).close()\n"
         "except OSError: sys.exit(1)"
     )
-    done = node.kubectl("exec", "-n", namespace, pod, "--", "python", "-c", probe)
+    done = node.kubectl("exec", "-n", namespace, pod, "--", "python3", "-c", probe)
     return done.returncode == 0
 
 
@@ -259,7 +259,7 @@ def test_bob_cannot_read_alices_token_from_his_pod(node, users):
     (his own is not readable either: servers get tokens as files, not API rights); her
     token is in no file of his pod."""
     users["bob"].start_server(timeout=300)
-    assert exec_in(node, BOB, "jupyter-bob", "python", "-c", READ_SECRET % ALICE).strip() == "403"
+    assert exec_in(node, BOB, "jupyter-bob", "python3", "-c", READ_SECRET % ALICE).strip() == "403"
     hers = secret_token(node, ALICE)
     his = exec_in(node, BOB, "jupyter-bob", "cat", TOKEN_FILE)
     assert his and his != hers
@@ -271,33 +271,38 @@ def test_bob_cannot_read_alices_token_from_his_pod(node, users):
 
 
 def test_a_pod_over_her_quota_is_refused_with_the_quotas_message(node, users, tmp_path):
-    kubeconfig = account_kubeconfig(node.plane, "facility-user", tmp_path / "alice", ALICE)
+    """alice asks, with her own account, for a worker group whose worker wants her whole CPU
+    quota: the operator makes its Deployment, and her namespace's quota refuses the pod,
+    saying so in her events."""
+    users["alice"].start_server(timeout=300)
+    cluster = get(node, "daskcluster", "dask-alice", ALICE)
+    assert cluster, "her Dask cluster (made in her kernel) is there"
+    worker = json.loads(json.dumps(cluster["spec"]["worker"]))
+    worker["replicas"] = 1
+    container = worker["spec"]["containers"][0]
+    container["resources"] = {"requests": {"cpu": "16"}, "limits": {"cpu": "16"}}
     greedy = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "greedy", "namespace": ALICE},
-        "spec": {
-            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [
-                {
-                    "name": "main",
-                    "image": ANALYSIS_IMAGE,
-                    "imagePullPolicy": "Never",
-                    "resources": {"requests": {"cpu": "16"}, "limits": {"cpu": "16"}},
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                }
-            ],
-        },
+        "apiVersion": "kubernetes.dask.org/v1",
+        "kind": "DaskWorkerGroup",
+        "metadata": {"name": "dask-alice-greedy", "namespace": ALICE},
+        "spec": {"cluster": "dask-alice", "worker": worker},
     }
+    kubeconfig = account_kubeconfig(node.plane, "facility-user", tmp_path / "alice", ALICE)
     made = subprocess.run(
         [str(BIN / "kubectl"), "--kubeconfig", str(kubeconfig), "create", "-f", "-"],
         input=json.dumps(greedy), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert made.returncode != 0
-    assert "exceeded quota: facility-user" in made.stderr, made.stderr
+    assert made.returncode == 0, made.stderr
+
+    def refusal() -> str | None:
+        events = json.loads(node.kubectl("get", "events", "-n", ALICE, "-o", "json").stdout)
+        found = [e["message"] for e in events["items"] if "exceeded quota" in e["message"]]
+        return found[0] if found else None
+
+    message = wait_for(refusal, "the quota's refusal in her events")
+    assert "exceeded quota: facility-user" in message and "requests.cpu=16" in message
+    assert not pods(node, ALICE, "dask.org/workergroup-name=dask-alice-greedy")
+    node.kubectl("delete", "daskworkergroup", "dask-alice-greedy", "-n", ALICE)
 
 
 WRITE_HOME = "echo kept > /home/jovyan/kept.txt && cat /home/jovyan/kept.txt"
