@@ -188,8 +188,9 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# The whole suite. pytest's exit code 5 (nothing collected) fails the target like any other.
-test: lint $(NODE_STAMP) $(CHROMIUM) $(XROOTD) $(HELM) $(CHECKOV) $(K8S_STAMP) $(REAL_NODE_STAMP)
+# The whole suite, the real node's e2e tests included (the images built first, cached by version).
+# pytest's exit code 5 (nothing collected) fails the target like any other.
+test: lint $(NODE_STAMP) $(CHROMIUM) $(XROOTD) $(HELM) $(CHECKOV) $(K8S_STAMP) $(REAL_NODE_STAMP) images
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 # Inner loop: everything but the multi-process and large-data tests.

@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from charts.node.node import ADDRESS
-from charts.offline_chart import OPERATOR, copy_chart
+from charts.offline_chart import CHART, OPERATOR, copy_chart
 from tests.cluster.cluster_api import (
     NAMESPACE,
     account_kubeconfig,
@@ -24,6 +25,9 @@ from tests.node import real_node
 
 node = real_node.node  # the session's one node, shared with tests/node
 
+CHART_KUBERNETES = yaml.safe_load((CHART / "values.yaml").read_text())["jupyterhub"]["custom"][
+    "facility"
+]["kubernetes"]
 # Small servers, so that two users' servers and a Dask cluster fit the node's two cores.
 PROFILES = [
     {"slug": "e2e", "displayName": "E2E: 0.4 CPU, 1.5 GiB", "cpu": 0.4, "memory": "1.5G",
@@ -85,7 +89,13 @@ def kube_hub(node, installed, tmp_path_factory):
         hub_api_host=ADDRESS,
         extra_settings={
             "backend": "kubernetes",
-            "kubernetes": {"namespace": NAMESPACE, "defaultImage": ANALYSIS_IMAGE},
+            "kubernetes": {
+                "namespace": NAMESPACE,
+                "defaultImage": ANALYSIS_IMAGE,
+                # The chart's quota and limits of users' namespaces, as z2jh would pass them.
+                "userQuota": CHART_KUBERNETES["userQuota"],
+                "userLimits": CHART_KUBERNETES["userLimits"],
+            },
             "profiles": PROFILES,
         },
         hub_environment={
