@@ -1,5 +1,6 @@
-"""Talking to the test control plane: kubectl and helm as the admin or as an account, and
-waiting for what controllers do."""
+"""Talking to the test control plane: kubectl and helm as the admin or as an account, the
+hub's and users' accounts made as the facility makes them, and waiting for what controllers
+do."""
 
 from __future__ import annotations
 
@@ -8,6 +9,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import yaml
+
+from analysis_kernels.dask_tls import user_certificate
+from charts.offline_chart import CHART
+from hub_config.tenancy import (
+    DASK_TLS_SECRET,
+    TOKEN_SECRET,
+    USER_ACCOUNT,
+    tenant_namespace,
+    tenant_objects,
+)
 
 BIN = Path(sys.executable).parent
 NAMESPACE = "analysis"
@@ -137,3 +150,45 @@ def pods(cluster, selector: str, namespace: str = NAMESPACE) -> list[dict]:
 def running(items: list[dict], count: int) -> list[dict] | None:
     live = [p for p in items if p["status"].get("phase") == "Running"]
     return live if len(live) == count else None
+
+
+def chart_facility_values() -> dict:
+    """The chart's default ``facility.kubernetes`` values (quota and limits of users)."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    return values["jupyterhub"]["custom"]["facility"]["kubernetes"]
+
+
+def make_tenant(cluster, hub_account: str, owner: str) -> dict:
+    """A user's namespace and objects, made by the hub's account as FacilityKubeSpawner makes
+    them (one by one: the hub's rights in the namespace come with its first binding there),
+    with the user's token and Dask certificate Secrets."""
+    kube = chart_facility_values()
+    manifests = tenant_objects(
+        NAMESPACE, owner, "hub", quota=kube["userQuota"], limits=kube["userLimits"]
+    )
+    namespace = tenant_namespace(NAMESPACE, owner)
+    secrets = [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "stringData": data,
+        }
+        for name, data in (
+            (DASK_TLS_SECRET, user_certificate(owner)),
+            (TOKEN_SECRET, {"bearer_token": f"{owner}-token"}),
+        )
+    ]
+    for manifest in manifests + secrets:
+        deadline = time.monotonic() + 10
+        while True:  # RBAC takes a moment to see the hub's new binding
+            made = create(cluster, manifest, user=hub_account, namespace=namespace)
+            if made.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert made.returncode == 0, (manifest["kind"], manifest["metadata"]["name"], made.stderr)
+    return {
+        "namespace": namespace,
+        "account": account(USER_ACCOUNT, namespace),
+        "certificate": secrets[0]["stringData"],
+    }

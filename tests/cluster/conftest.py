@@ -6,37 +6,21 @@ own account."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
-import yaml
 from cluster_api import (
     NAMESPACE,
-    account,
     account_kubeconfig,
     apply_operator_crds,
     create,
     make_hub_account,
+    make_tenant,
     release,
 )
 
-from analysis_kernels.dask_tls import user_certificate
 from charts.cluster.controlplane import ControlPlane
-from charts.offline_chart import CHART, OPERATOR, copy_chart
-from hub_config.tenancy import (
-    DASK_TLS_SECRET,
-    TOKEN_SECRET,
-    USER_ACCOUNT,
-    tenant_namespace,
-    tenant_objects,
-)
-
-
-def chart_facility_values() -> dict:
-    """The chart's default ``facility.kubernetes`` values (quota and limits of users)."""
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    return values["jupyterhub"]["custom"]["facility"]["kubernetes"]
+from charts.offline_chart import OPERATOR, copy_chart
 
 
 @pytest.fixture(scope="session")
@@ -67,42 +51,6 @@ def installed(cluster, tmp_path_factory):
 @pytest.fixture(scope="session")
 def hub(cluster, installed) -> str:
     return make_hub_account(cluster)
-
-
-def make_tenant(cluster, hub_account: str, owner: str) -> dict:
-    """A user's namespace and objects, made by the hub's account as FacilityKubeSpawner makes
-    them (one by one: the hub's rights in the namespace come with its first binding there),
-    with the user's token and Dask certificate Secrets."""
-    kube = chart_facility_values()
-    manifests = tenant_objects(
-        NAMESPACE, owner, "hub", quota=kube["userQuota"], limits=kube["userLimits"]
-    )
-    namespace = tenant_namespace(NAMESPACE, owner)
-    secrets = [
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": name, "namespace": namespace},
-            "stringData": data,
-        }
-        for name, data in (
-            (DASK_TLS_SECRET, user_certificate(owner)),
-            (TOKEN_SECRET, {"bearer_token": f"{owner}-token"}),
-        )
-    ]
-    for manifest in manifests + secrets:
-        deadline = time.monotonic() + 10
-        while True:  # RBAC takes a moment to see the hub's new binding
-            made = create(cluster, manifest, user=hub_account, namespace=namespace)
-            if made.returncode == 0 or time.monotonic() > deadline:
-                break
-            time.sleep(0.3)
-        assert made.returncode == 0, (manifest["kind"], manifest["metadata"]["name"], made.stderr)
-    return {
-        "namespace": namespace,
-        "account": account(USER_ACCOUNT, namespace),
-        "certificate": secrets[0]["stringData"],
-    }
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import copy
 import json
 
 import pytest
-from cluster_api import NAMESPACE, account, account_kubeconfig, create
+from cluster_api import NAMESPACE, account, account_kubeconfig, create, make_tenant
 
 from analysis_kernels.clusters import OWNER_LABEL
 from hub_config.tenancy import tenant_namespace
@@ -290,8 +290,6 @@ def test_row_10_exposed_services_are_refused(cluster, users, service):
 def test_row_12_a_user_named_like_a_facility_account_gets_only_their_own(cluster, hub):
     """A user called 'scheduler' (z2jh has a user-scheduler account, the operator one of its
     own) gets a namespace of their own and nothing of the facility's accounts."""
-    from conftest import make_tenant
-
     tenant = make_tenant(cluster, hub, "scheduler")
     assert tenant["namespace"] == tenant_namespace(NAMESPACE, "scheduler")
     for verb, resource in (("delete", "pods"), ("list", "secrets"), ("create", "pods")):

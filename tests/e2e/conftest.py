@@ -9,14 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from charts.node.node import ADDRESS
-from charts.offline_chart import CHART, OPERATOR, copy_chart
+from charts.offline_chart import OPERATOR, copy_chart
 from tests.cluster.cluster_api import (
     NAMESPACE,
     account_kubeconfig,
     apply_operator_crds,
+    chart_facility_values,
     make_hub_account,
     release,
 )
@@ -25,9 +25,7 @@ from tests.node import real_node
 
 node = real_node.node  # the session's one node, shared with tests/node
 
-CHART_KUBERNETES = yaml.safe_load((CHART / "values.yaml").read_text())["jupyterhub"]["custom"][
-    "facility"
-]["kubernetes"]
+CHART_KUBERNETES = chart_facility_values()
 # Small servers, so that two users' servers and a Dask cluster fit the node's two cores.
 PROFILES = [
     {"slug": "e2e", "displayName": "E2E: 0.4 CPU, 1.5 GiB", "cpu": 0.4, "memory": "1.5G",
