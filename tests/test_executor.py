@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
 import pytest
 
 from analysis_kernels import run
 from analysis_kernels.generate import load_truth
+from tests.outputs import same_output
 
 PARAMS = {"ds": {}, "stop": {"n_variations": 25}, "dt": {}}
-
-
-def _assert_identical(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key, value in a.items():
-        if hasattr(value, "view"):
-            assert np.array_equal(value.view(flow=True), b[key].view(flow=True)), key
-        else:
-            assert value == b[key], key
 
 
 @pytest.mark.slow
@@ -31,7 +22,7 @@ def test_serial_local_and_scheduler_give_identical_histograms(datasets, dask_pro
         for ex in ("serial", "local:2", dask_processes.scheduler_address)
     ]
     for other in reports[1:]:
-        _assert_identical(reports[0].output, other.output)
+        same_output(reports[0].output, other.output)
         assert other.summary == reports[0].summary
         assert other.events_processed == reports[0].events_processed == reports[0].events_total
         assert other.bytes_read == reports[0].bytes_read

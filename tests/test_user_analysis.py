@@ -22,6 +22,7 @@ from analysis_kernels.cli import main
 from analysis_kernels.errors import InputError
 from analysis_kernels.executor import AnalysisCodeError, HarvestSpec, gather
 from analysis_kernels.executor.processes import DaskProcesses
+from tests.outputs import same_output
 
 MUONS = ["nMuon", "Muon_pt", "Muon_eta", "Muon_phi", "Muon_mass"]
 
@@ -74,15 +75,6 @@ def ds_best_mass(events, fd_min=2.0):
     return {"mass": h, "cutflow": {"events": len(events), "selected": len(selected)}}, selected
 
 
-def _assert_same(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key, value in a.items():
-        if hasattr(value, "view"):
-            assert np.array_equal(value.view(flow=True), b[key].view(flow=True)), key
-        else:
-            assert value == b[key], key
-
-
 def test_dimuon_mass_on_real_nanoaod_equals_uproot_by_hand(real_nanoaod):
     report = run(dimuon, real_nanoaod, chunk_size=64)
     expected = by_hand(real_nanoaod)
@@ -94,7 +86,7 @@ def test_dimuon_mass_on_real_nanoaod_equals_uproot_by_hand(real_nanoaod):
     # Read lazily: exactly the branches the code touched, out of the file's 947.
     assert report.columns_read == sorted(MUONS)
     declared = run(dimuon, real_nanoaod, chunk_size=64, columns=MUONS)
-    _assert_same(declared.output, report.output)
+    same_output(declared.output, report.output)
     assert declared.bytes_read == report.bytes_read > 0
 
 
@@ -149,7 +141,7 @@ def test_rntuple_inputs_are_found_and_read_like_ttrees(real_nanoaod, rntuples, w
     assert uproot.open(rntuples[writer]).classnames() == {"Muons;1": "ROOT::RNTuple"}
     ttree = run(dimuon, real_nanoaod, chunk_size=64)
     rntuple = run(dimuon, rntuples[writer], tree="Muons", chunk_size=64)
-    _assert_same(rntuple.output, ttree.output)
+    same_output(rntuple.output, ttree.output)
     assert (rntuple.chunks, rntuple.events_processed, rntuple.events_total) == (4, 200, 200)
     assert rntuple.columns_read == sorted(MUONS)
 
@@ -201,7 +193,7 @@ def test_identical_serial_local_and_separate_processes(datasets, dask_processes,
             run(analysis, datasets["ds"], executor=ex, chunk_size=20_000) for ex in executors
         ]
         for other in reports[1:]:
-            _assert_same(reports[0].output, other.output)
+            same_output(reports[0].output, other.output)
             assert other.columns_read == reports[0].columns_read
             assert other.events_processed == other.events_total == 120_000
             assert other.bytes_read == reports[0].bytes_read
@@ -238,7 +230,7 @@ def test_cache_rerun_with_a_new_cut_reads_nothing_from_storage(datasets):
     assert cold.bytes_read > 0 and warm.bytes_read < cold.bytes_read / 3
     assert warm.columns_read == cold.columns_read
     reference = run(ds_best_mass, datasets["ds"], chunk_size=20_000, params={"fd_min": 4.0})
-    _assert_same(warm.output, reference.output)
+    same_output(warm.output, reference.output)
 
 
 def slow_count(events, pause=0.0):
@@ -321,5 +313,5 @@ def test_builtin_analysis_reads_an_rntuple_like_its_ttree(datasets, tmp_path):
         f.mkrntuple("Events", arrays)
     expected = run("ds", ttree, chunk_size=25_000)
     report = run("ds", tmp_path / "ds_rntuple.root", chunk_size=25_000)
-    _assert_same(report.output, expected.output)
+    same_output(report.output, expected.output)
     assert report.chunks == expected.chunks == 3 and report.complete

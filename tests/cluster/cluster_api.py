@@ -132,14 +132,14 @@ def account_kubeconfig(cluster, name: str, path: Path, namespace: str = NAMESPAC
     return path
 
 
-def wait_for(check, what: str, timeout: float = 120):
+def wait_for(check, what: str, timeout: float = 120, every: float = 1):
     deadline = time.monotonic() + timeout
     while True:
         value = check()
         if value:
             return value
         assert time.monotonic() < deadline, f"{what} within {timeout:.0f} s"
-        time.sleep(1)
+        time.sleep(every)
 
 
 def pods(cluster, selector: str, namespace: str = NAMESPACE) -> list[dict]:

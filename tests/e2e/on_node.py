@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import time
+
+from tests.cluster import cluster_api
 
 ANALYSIS_IMAGE = "ghcr.io/analysis-facility/analysis:0.1.0"
 
 
-def wait_for(check, what: str, timeout: float = 180, every: float = 1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} within {timeout:.0f} s"
-        time.sleep(every)
+# Pods on the real node start slower than kwok's: a longer default wait.
+wait_for = functools.partial(cluster_api.wait_for, timeout=180)
 
 
 def get(node, kind: str, name: str, namespace: str) -> dict | None:

@@ -14,7 +14,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from hub_config.local.facility import LocalFacility
@@ -108,13 +107,3 @@ def as_user(grid: Grid, token_file: Path, token: str):
     env = grid.facility.client_environment() | {"BEARER_TOKEN_FILE": str(token_file)}
     with environment(**env, BEARER_TOKEN=None, XDG_RUNTIME_DIR=None):
         yield
-
-
-def same_output(a: dict, b: dict) -> None:
-    """Histograms equal bin for bin (variances included), other outputs equal."""
-    assert a.keys() == b.keys()
-    for key, value in a.items():
-        if hasattr(value, "view"):
-            assert np.array_equal(value.view(flow=True), b[key].view(flow=True)), key
-        else:
-            assert value == b[key], key

@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from analysis_kernels import run
 from analysis_kernels.errors import InputError
 from analysis_kernels.executor.processes import free_port
-from tests.storage.conftest import as_user, environment, same_output, write_token
+from tests.outputs import same_output
+from tests.storage.conftest import as_user, environment, write_token
 
 DS = "/store/cms/ds/ds_0000.root"
 

@@ -17,7 +17,8 @@ from analysis_kernels.errors import InputError
 from analysis_kernels.executor import HarvestSpec, gather
 from analysis_kernels.executor.processes import DaskProcesses
 from hub_config.local.storage import TOKEN_DECISION_SECONDS
-from tests.storage.conftest import as_user, same_output, start_grid, write_token
+from tests.outputs import same_output
+from tests.storage.conftest import as_user, start_grid, write_token
 from tests.storage.test_storage_access import _https, _xrdcp
 from tests.storage.tokens import refresh
 

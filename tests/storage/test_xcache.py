@@ -31,7 +31,8 @@ from analysis_kernels.executor.processes import free_port
 from charts.offline_chart import copy_chart
 from hub_config.local.storage import StorageServer
 from hub_config.local.xcache import CacheServer, ServiceCredential, SummaryListener, start_cache
-from tests.storage.conftest import as_user, same_output
+from tests.outputs import same_output
+from tests.storage.conftest import as_user
 
 DS = "/store/cms/ds"
 
