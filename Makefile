@@ -81,7 +81,7 @@ cluster: $(K8S_STAMP) $(HELM)
 # node's own images (pause, busybox) built here with buildah.
 REAL_NODE := $(VENV)/node
 CILIUM_VERSION := $(shell sed -n 's/^require github.com\/cilium\/cilium \(v[0-9.]*\)$$/\1/p' charts/node/cilium/go.mod)
-COREDNS_VERSION := v1.15.0
+COREDNS_VERSION := $(shell sed -n 's/^require github.com\/coredns\/coredns \(v[0-9.]*\)$$/\1/p' charts/node/coredns/go.mod)
 LOCAL_PATH_VERSION := v0.0.30
 REAL_NODE_DEBS := containerd runc containernetworking-plugins iptables ipset conntrack clang-19 llvm-19 busybox-static buildah gcc libc6-dev
 REAL_NODE_DEBS_STAMP := $(REAL_NODE)/.debs
@@ -96,7 +96,7 @@ $(REAL_NODE_DEBS_STAMP):
 	fi
 	mkdir -p $(REAL_NODE) && touch $@
 
-$(REAL_NODE_STAMP): charts/cluster/go.mod charts/cluster/go.sum charts/node/cilium/go.mod charts/node/cilium/go.sum charts/node/images.sh | $(REAL_NODE_DEBS_STAMP) $(STAMP)
+$(REAL_NODE_STAMP): charts/cluster/go.mod charts/cluster/go.sum charts/node/cilium/go.mod charts/node/cilium/go.sum charts/node/coredns/go.mod charts/node/coredns/main.go charts/node/images.sh | $(REAL_NODE_DEBS_STAMP) $(STAMP)
 	mkdir -p $(REAL_NODE)/bin
 	cd charts/cluster && nice go build -trimpath -o $(abspath $(REAL_NODE))/bin/ \
 	  -ldflags="-s -w $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,-X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(word 2,$(subst ., ,$(K8S_VERSION))))" \
@@ -107,7 +107,7 @@ $(REAL_NODE_STAMP): charts/cluster/go.mod charts/cluster/go.sum charts/node/cili
 	cd charts/node/cilium && module=$$(go list -m -f '{{.Dir}}' github.com/cilium/cilium) && \
 	  cp -r $$module/bpf $$module/pkg/k8s/apis/cilium.io/client/crds $(abspath $(REAL_NODE))/cilium/ && \
 	  chmod -R u+w $(abspath $(REAL_NODE))/cilium
-	GOBIN=$(abspath $(REAL_NODE))/bin nice go install -trimpath -ldflags="-s -w" github.com/coredns/coredns@$(COREDNS_VERSION)
+	cd charts/node/coredns && nice go build -trimpath -ldflags="-s -w" -o $(abspath $(REAL_NODE))/bin/coredns .
 	GOBIN=$(abspath $(REAL_NODE))/bin nice go install -trimpath -ldflags="-s -w" github.com/rancher/local-path-provisioner@$(LOCAL_PATH_VERSION)
 	K8S_VERSION=$(K8S_VERSION) charts/node/images.sh $(REAL_NODE)/images
 	touch $@
@@ -189,9 +189,17 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 # The whole suite, the real node's e2e tests included (the images built first, cached by version).
+# Debian's packages come first, one apt-get at a time; then the Go builds and the images build
+# side by side (the images wait on downloads and dpkg while Go compiles), the node's Go build
+# after the control plane's, whose compiled packages it reuses.
 # pytest's exit code 5 (nothing collected) fails the target like any other.
-test: lint $(NODE_STAMP) $(CHROMIUM) $(XROOTD) $(HELM) $(CHECKOV) $(K8S_STAMP) $(REAL_NODE_STAMP) images
+test: lint $(NODE_STAMP) $(CHROMIUM) $(XROOTD) $(HELM) $(CHECKOV) $(REAL_NODE_DEBS_STAMP) $(IMAGE_TOOLS)
+	$(MAKE) -j2 --output-sync=line builds
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+.PHONY: builds
+builds: $(K8S_STAMP) $(REAL_NODE_STAMP) images
+$(REAL_NODE_STAMP): | $(K8S_STAMP)
 
 # Inner loop: everything but the multi-process and large-data tests.
 test-fast: lint $(NODE_STAMP) $(XROOTD) $(HELM)
