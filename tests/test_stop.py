@@ -75,3 +75,25 @@ def test_invariant_mass_of_back_to_back_massless_pair():
 def test_unknown_parameter_is_refused(datasets):
     with pytest.raises(ValueError, match=r"no parameter.*n_variation.*it takes: n_variations"):
         run("stop", datasets["stop"], params={"n_variation": 5})
+
+
+def test_smearing_radius_bound_from_the_first_uniform():
+    """The compiled pass skips a smearing where even the largest pT change it allows cannot
+    reach a region; that bound reads |hash_normal| <= RADIUS[i] off the first uniform number
+    (u1 below RADIUS_U1[:i] only), before any logarithm. It must hold for every value."""
+    from analysis_kernels.kernels.stop import RADIUS, RADIUS_U1, _uniform
+    from analysis_kernels.kinematics import _splitmix
+
+    events, jets = np.arange(200_000, dtype=np.uint64)[:, None], np.arange(4, dtype=np.uint64)
+    key = np.uint64(1003)
+    normal = hash_normal(events, jets[None, :], key)
+    with np.errstate(over="ignore"):
+        state = _splitmix(_splitmix(_splitmix(events) ^ jets[None, :]) ^ key)
+        u1 = ((_splitmix(state) >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
+    assert u1[7, 3] == _uniform(state[7, 3])  # the kernel's own uniform number
+    radius = RADIUS[(u1[..., None] < RADIUS_U1).sum(-1)]  # as the kernel picks it
+    assert np.all(np.abs(normal) <= radius)
+    assert (np.abs(normal) > RADIUS[0]).mean() > 0.1  # the smaller radii are exercised
+    # The last radius bounds the hash's smallest u1, 2**-54; thresholds fall as radii grow.
+    assert np.sqrt(-2 * np.log(2.0**-54)) < RADIUS[-1]
+    assert np.all(np.diff(RADIUS) > 0) and np.all(np.diff(RADIUS_U1) < 0)

@@ -4,9 +4,10 @@ Exactly two opposite-charge signal leptons (e or mu), split into ee, mumu and e-
 paper's key variables mll, MT2 (massless invisible particles), jet and b-jet counts, the
 leading (ISR) jet and missing transverse momentum; cut-and-count signal regions. Every
 systematic variation is evaluated on the same events in memory: the branches are read
-once per chunk whatever the number of variations. The nominal and the lepton energy
-scales run as numpy code (:func:`evaluate`); the jet-energy and weight variations, which
-scale to hundreds, run in one compiled pass over the events (:mod:`analysis_kernels.kernels.stop`).
+once per chunk whatever the number of variations. The nominal runs as numpy code
+(:func:`evaluate`); every other variation (lepton energy scales, jet energy scales and
+resolution, weights), up to hundreds, runs in one compiled pass over the events
+(:mod:`analysis_kernels.kernels.stop`).
 
 Signal regions, on top of the preselection (2 OS leptons, pT > 4.5 / 4 GeV for e / mu,
 mll > 10 GeV):
@@ -176,7 +177,8 @@ def _mt2(l_pt, l_phi, l_mass, met_x, met_y) -> np.ndarray:
 
 def evaluate(v: Variation, c: dict) -> dict[str, np.ndarray]:
     """Key variables and region flags of the preselected events: the nominal, or a lepton
-    energy-scale variation (jet and weight variations run in :func:`variations_pass`).
+    energy-scale variation (:func:`process` runs every variation but the nominal in
+    :func:`variations_pass`, which reuses the nominal's jet variables, MT2 and weight).
 
     MT2, the costly variable, is computed for every preselected event in the nominal (for
     its histogram) and otherwise only for events that pass every other cut of its region.
@@ -232,7 +234,9 @@ def evaluate(v: Variation, c: dict) -> dict[str, np.ndarray]:
         "mt2": mt2_val,
         "met": met,
         "n_jets": jets.sum(1),
+        "n_b": n_b,
         "lead_jet": lead_jet,
+        "ht4": ht4,
         "regions": regions,
         "flavour": np.where(~same_flavour, 2, np.where(is_mu[:, 0], 1, 0)),
     }
@@ -273,29 +277,46 @@ def _histograms(names: list[str]) -> Output:
 
 
 def _compiled_variations(view, numbered: list[tuple[int, Variation]], c: dict, nominal: dict):
-    """Add the yields of the jet and weight variations, all in one pass over the events."""
+    """Add the yields of every variation but the nominal, all in one pass over the events."""
     vs = [v for _, v in numbered]
-    value, variance, cand_var, cand_event, cand = variations_pass(
+    # As kinematics.four_vector computes them from each lepton's eta (column by column).
+    sinh = np.stack([np.sinh(c["l_eta"][:, i]) for i in (0, 1)], axis=1)
+    cosh = np.stack([np.cosh(c["l_eta"][:, i]) for i in (0, 1)], axis=1)
+    value, variance, cand_var, cand_event, known, cand = variations_pass(
         np.array([KINDS[v.kind] for v in vs]),
         np.array([v.sign for v in vs]),
         np.array([v.index for v in vs]),
         np.array([jes_amplitude(v.index) for v in vs]),
         np.array([jes_power(v.index) for v in vs], dtype=np.float64),
         np.array([jer_width(v.index) for v in vs]),
-        *(c[k] for k in ("l_pt", "l_cos", "l_sin", "l_is_mu")),
+        c["l_pt"],
+        c["l_cos"],
+        c["l_sin"],
+        sinh,
+        cosh,
+        c["l_mass"],
+        c["l_is_mu"],
         *(c[k] for k in ("j_pt", "j_eta", "j_cos", "j_sin", "j_valid", "j_central", "j_btag")),
         *(c[k] for k in ("event", "genWeight", "puWeight", "puWeightUp", "puWeightDown")),
         c["LHEScaleWeight"],
         c["met_x"],
         c["met_y"],
         np.stack([nominal["regions"][r] for r in REGIONS], axis=1),
-        nominal["mll"],
-        nominal["presel"],
-        nominal["flavour"],
+        *(nominal[k] for k in ("mll", "presel", "flavour", "weight", "ht4", "lead_jet", "n_b")),
+        nominal["mt2"],
     )
-    # SR-mt2 of the jet variations: MT2 of their candidates in one call (leptons unchanged).
-    rows = [c[k][cand_event] for k in ("l_pt", "l_phi", "l_mass")]
-    passed = _mt2(*rows, cand[:, 1], cand[:, 2]) > MT2_CUT
+    # SR-mt2: MT2 of the candidates in one call, the leptons in falling pT order (a lepton
+    # energy scale may swap them; evaluate took their masses unsorted), then the passing
+    # candidates' weights summed in event order.
+    todo = np.flatnonzero(~known)
+    rows = cand_event[todo]
+    swapped = cand[todo, 5] != 0
+    phi = c["l_phi"][rows]
+    phi[swapped] = phi[swapped, ::-1]
+    passed = known.copy()
+    passed[todo] = (
+        _mt2(cand[todo, 3:5], phi, c["l_mass"][rows], cand[todo, 1], cand[todo, 2]) > MT2_CUT
+    )
     key = cand_var[passed] * len(FLAVOURS) + nominal["flavour"][cand_event[passed]]
     w = cand[passed, 0]
     region = REGIONS.index("SR-mt2")
@@ -313,18 +334,13 @@ def process(events: ak.Array, n_variations: int = 20) -> ChunkResult:
     out = _histograms([v.name for v in vs])
     cols = preselect(events)
     view = out["yields"].view()
-    results = {}
-    for i, v in enumerate(vs):
-        if v.kind not in KINDS:  # the nominal and the lepton energy scales
-            results[i] = r = evaluate(v, cols)
-            for j, mask in enumerate(r["regions"].values()):
-                w, flav = r["weight"][mask], r["flavour"][mask]
-                view.value[i, j] += np.bincount(flav, weights=w, minlength=len(FLAVOURS))
-                view.variance[i, j] += np.bincount(flav, weights=w * w, minlength=len(FLAVOURS))
-    nominal = results[0]
-    compiled = [(i, v) for i, v in enumerate(vs) if v.kind in KINDS]
-    if compiled:
-        _compiled_variations(view, compiled, cols, nominal)
+    nominal = evaluate(vs[0], cols)
+    for j, mask in enumerate(nominal["regions"].values()):
+        w, flav = nominal["weight"][mask], nominal["flavour"][mask]
+        view.value[0, j] += np.bincount(flav, weights=w, minlength=len(FLAVOURS))
+        view.variance[0, j] += np.bincount(flav, weights=w * w, minlength=len(FLAVOURS))
+    if len(vs) > 1:
+        _compiled_variations(view, list(enumerate(vs))[1:], cols, nominal)
     p = nominal["presel"]
     w, flav = nominal["weight"][p], np.asarray(FLAVOURS)[nominal["flavour"][p]]
     out["mll"].fill(nominal["mll"][p], flav, weight=w)
