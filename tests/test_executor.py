@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import pytest
@@ -100,3 +101,160 @@ def test_rerun_with_a_new_cut_reads_nothing_from_storage(datasets):
     reference = run("ds", datasets["ds"], chunk_size=20_000, params={"fd_significance_min": 4.0})
     assert warm.output["mass"] == reference.output["mass"]
     assert warm.output["mass"].sum() < cold.output["mass"].sum()
+
+
+@contextlib.contextmanager
+def _two_workers():
+    """A client of a LocalCluster of two single-threaded worker processes."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, dashboard_address=None, host="127.0.0.1"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+@pytest.mark.slow
+def test_a_rerun_is_one_batch_per_worker_and_reads_nothing(datasets):
+    """Cached chunks go back to their worker as one task; outcomes stay per chunk."""
+    from distributed import get_task_stream
+
+    with _two_workers() as client:
+        cold = run("ds", datasets["ds"], executor=client, chunk_size=7000, cache=True)
+        with get_task_stream(client) as stream:
+            warm = run(
+                "ds",
+                datasets["ds"],
+                executor=client,
+                chunk_size=7000,
+                cache=True,
+                params={"fd_significance_min": 4.0, "mc_truth": False},
+            )
+        keys = [t["key"] for t in stream.data]
+    assert cold.bytes_read > 0 and warm.bytes_read == 0  # every chunk found its columns
+    assert warm.chunks == cold.chunks == 18  # 2 x 60k events in chunks of 7000
+    assert 1 <= len(keys) <= 2 and all("-batch-" in str(k) for k in keys), keys
+    assert warm.complete and warm.events_processed == warm.events_total
+    assert sorted(v["processed"] for v in warm.events_per_file.values()) == [60_000, 60_000]
+    serial = run("ds", datasets["ds"], chunk_size=7000, params={"fd_significance_min": 4.0})
+    same_output(serial.output, warm.output)
+
+
+def _every_chunk_held(analysis, chunks, params, cache=True, **_):
+    """A worker that claims every chunk: each becomes part of a batch, cached or not."""
+    return [c.index for c in chunks]
+
+
+@pytest.fixture
+def ds_with_a_bad_basket(tmp_path):
+    """Two Ds files (ZLIB, whose baskets carry a checksum); the first has a corrupt Muon_pt
+    basket, so its bad chunks come between good ones in the order of the chunks."""
+    import uproot
+
+    from analysis_kernels.generate import DatasetSpec, generate_dataset
+
+    generate_dataset(
+        DatasetSpec("ds", files=2, events_per_file=60_000, codec="ZLIB", level=1, seed=5),
+        tmp_path,
+        progress=False,
+    )
+    path = tmp_path / "ds_0000.root"
+    branch = uproot.open(path)["Events"]["Muon_pt"]
+    seek, size = int(branch.member("fBasketSeek")[1]), int(branch.member("fBasketBytes")[1])
+    start, _ = branch.basket_entry_start_stop(1)
+    with open(path, "r+b") as f:
+        f.seek(seek + size // 2)
+        f.write(b"\xde\xad\xbe\xef" * 64)
+    return tmp_path, path, start
+
+
+@pytest.mark.slow
+def test_bad_input_in_a_batch_is_named_and_accounted(ds_with_a_bad_basket, monkeypatch):
+    """A chunk that cannot be read in the middle of a batch: the error names its file and
+    range, or with skip_bad only that chunk fails and the batch goes on."""
+    from distributed import get_task_stream
+
+    import analysis_kernels.executor as executor
+    from analysis_kernels.errors import InputError
+
+    directory, path, start = ds_with_a_bad_basket
+    first_bad = start // 10_000 * 10_000
+    assert first_bad > 0  # good chunks of the same file before it, of the next file after
+    monkeypatch.setattr(executor, "held_chunks", _every_chunk_held)
+    serial = run("ds", directory, chunk_size=10_000, skip_bad=True)
+    with _two_workers() as client:
+        with pytest.raises(InputError, match=rf"ds_0000.root entries \[{first_bad}, \d+\)"):
+            run("ds", directory, executor=client, chunk_size=10_000, cache=True)
+        with get_task_stream(client) as stream:
+            report = run(
+                "ds", directory, executor=client, chunk_size=10_000, cache=True, skip_bad=True
+            )
+        keys = [t["key"] for t in stream.data]
+    assert len(keys) == 1 and "-batch-" in str(keys[0]), keys  # all 12 chunks, one task
+    failed = [(f["file"], f["entry_start"], f["entry_stop"]) for f in report.failed_chunks]
+    assert failed == [(f["file"], f["entry_start"], f["entry_stop"]) for f in serial.failed_chunks]
+    assert failed[0] == (str(path), first_bad, first_bad + 10_000)
+    assert report.events_processed + report.events_failed == report.events_total == 120_000
+    assert report.events_processed == serial.events_processed
+    assert report.events_per_file[str(directory / "ds_0001.root")]["processed"] == 60_000
+    same_output(serial.output, report.output)
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_batch_changes_nothing(datasets):
+    """SIGKILL a worker while it runs its batch of cached chunks: Dask runs the batch again on
+    the other worker, which reads those chunks from storage; the result is unchanged."""
+    import threading
+    import time
+
+    from distributed import Client
+
+    from analysis_kernels.executor.processes import DaskProcesses
+
+    params = {"n_variations": 1000}
+    serial = run("stop", datasets["stop"], params=params, chunk_size=1500)
+    cluster = DaskProcesses(n_workers=2)
+    victim = cluster.workers[0]
+    killed = threading.Event()
+
+    def kill_mid_batch():
+        with Client(cluster.scheduler_address) as watcher:
+            busy_since, deadline = None, time.monotonic() + 120
+            while time.monotonic() < deadline:
+                processing = watcher.processing()
+                batches = [k for keys in processing.values() for k in keys if "-batch-" in k]
+                if len(processing) == 2 and all(processing.values()) and batches:
+                    busy_since = busy_since or time.monotonic()
+                    if time.monotonic() - busy_since > 0.3:
+                        victim.kill()
+                        killed.set()
+                        return
+                time.sleep(0.02)
+
+    try:
+        address = cluster.scheduler_address
+        cold = run(
+            "stop", datasets["stop"], executor=address, params=params, chunk_size=1500, cache=True
+        )
+        killer = threading.Thread(target=kill_mid_batch)
+        killer.start()
+        with Client(address) as client:
+            warm = run(
+                "stop",
+                datasets["stop"],
+                executor=client,
+                params=params,
+                chunk_size=1500,
+                cache=True,
+            )
+        killer.join()
+        assert killed.is_set(), "the worker was not killed while batches were running"
+        assert victim.poll() is not None
+    finally:
+        cluster.stop()
+    assert 0 < warm.bytes_read < cold.bytes_read  # the lost batch was read again, elsewhere
+    assert warm.complete and warm.events_processed == serial.events_total
+    same_output(serial.output, warm.output)

@@ -11,6 +11,7 @@ found in ``Muon_``/``Track_`` by their pT, muons global and PF, track |dz| < 20 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
 
 import awkward as ak
 import hist
@@ -54,64 +55,126 @@ MASS_AXIS = hist.axis.Regular(62, 1.70, 2.05, name="mass", label=r"$m(\mu\mu\pi)
 FLAVOURS = {0: "combinatorial", 411: "Dplus", 431: "Ds"}
 
 
-def select(
-    events: ak.Array, fd_significance_min: float = 2.0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """Per-candidate pass flags (flat), the best passing candidate of each event (flat index,
-    -1 if none), the candidates' offsets, and the cut flow.
+@dataclass(frozen=True)
+class DsColumns:
+    """One chunk as the compiled selection reads it: offsets and flat values (numpy).
+
+    Made once per chunk by :func:`prepare`; the worker's column cache keeps this form, so a
+    re-run after changing a cut goes straight to the kernel. Nothing in it depends on the
+    analysis' parameters (the muon and track quality flags use fixed thresholds).
+    """
+
+    events: int
+    offsets: np.ndarray  # of the candidates (Triplet2_*, and the other per-candidate columns)
+    mass: np.ndarray
+    candidate: tuple[np.ndarray, ...]  # CANDIDATE_BRANCHES, in the kernel's order
+    muon_offsets: np.ndarray
+    muon_pt: np.ndarray
+    muon_good: np.ndarray
+    track_offsets: np.ndarray
+    track_pt: np.ndarray
+    track_good: np.ndarray
+    run: np.ndarray | None  # None: not read (the selection alone needs neither)
+    event: np.ndarray | None
+    flavour: np.ndarray | None = None  # Triplet2_genFlav, when read
+
+    def __len__(self) -> int:
+        return self.events
+
+    @property
+    def nbytes(self) -> int:
+        arrays = [
+            getattr(self, f.name) for f in fields(self) if f.name not in ("events", "candidate")
+        ]
+        return sum(a.nbytes for a in (*arrays, *self.candidate) if a is not None)
+
+
+def prepare(events: ak.Array | DsColumns) -> DsColumns:
+    """The chunk's columns in the form the selection reads (no copy of read columns).
 
     Thresholds are float32, as the stored values: the comparisons are those of the columnar
     code this replaced (numpy compares a float32 array with a Python float in float32).
     """
+    if isinstance(events, DsColumns):
+        return events
+    names = set(events.fields)
     offsets, mass = jagged(events.Triplet2_Mass)
-    candidate = {b: jagged(events[b])[1] for b in CANDIDATE_BRANCHES}
     muon_offsets, muon_pt = jagged(events.Muon_pt)
-    muon_good = jagged(events.Muon_isGlobal)[1] & jagged(events.Muon_isPF)[1]
     track_offsets, track_pt = jagged(events.Track_pt)
-    track_good = (np.abs(jagged(events.Track_dz)[1]) < np.float32(20)) & (
-        np.abs(jagged(events.Track_dxy)[1]) < np.float32(0.3)
+    return DsColumns(
+        events=len(events),
+        offsets=offsets,
+        mass=mass,
+        candidate=tuple(jagged(events[b])[1] for b in CANDIDATE_BRANCHES),
+        muon_offsets=muon_offsets,
+        muon_pt=muon_pt,
+        muon_good=jagged(events.Muon_isGlobal)[1] & jagged(events.Muon_isPF)[1],
+        track_offsets=track_offsets,
+        track_pt=track_pt,
+        track_good=(np.abs(jagged(events.Track_dz)[1]) < np.float32(20))
+        & (np.abs(jagged(events.Track_dxy)[1]) < np.float32(0.3)),
+        run=ak.to_numpy(events.run) if "run" in names else None,
+        event=ak.to_numpy(events.event) if "event" in names else None,
+        flavour=jagged(events.Triplet2_genFlav)[1] if "Triplet2_genFlav" in names else None,
     )
+
+
+def select(
+    events: ak.Array | DsColumns, fd_significance_min: float = 2.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Per-candidate pass flags (flat), the best passing candidate of each event (flat index,
+    -1 if none), the candidates' offsets, and the cut flow.
+    """
+    c = prepare(events)
     passed, best, kinematic = best_candidates(
-        offsets,
-        mass,
-        *candidate.values(),
-        muon_offsets,
-        muon_pt,
-        muon_good,
-        track_offsets,
-        track_pt,
-        track_good,
+        c.offsets,
+        c.mass,
+        *c.candidate,
+        c.muon_offsets,
+        c.muon_pt,
+        c.muon_good,
+        c.track_offsets,
+        c.track_pt,
+        c.track_good,
         *np.asarray([*MASS_WINDOW, fd_significance_min], dtype=np.float32),
     )
     cutflow = {
-        "events": len(events),
+        "events": c.events,
         "kinematic": int(kinematic.sum()),
         "muon_id_track_ip": int((best >= 0).sum()),
     }
-    return passed, best, offsets, cutflow
+    return passed, best, c.offsets, cutflow
+
+
+def _records(columns: dict[str, np.ndarray], length: int) -> ak.Array:
+    """``ak.zip`` of flat numpy columns, built directly (the same array, without its broadcasting)."""
+    contents = [ak.contents.NumpyArray(v) for v in columns.values()]
+    return ak.Array(ak.contents.RecordArray(contents, list(columns), length=length))
 
 
 def process(
-    events: ak.Array, mc_truth: bool = False, fd_significance_min: float = 2.0
+    events: ak.Array | DsColumns, mc_truth: bool = False, fd_significance_min: float = 2.0
 ) -> ChunkResult:
-    _, best, _, cutflow = select(events, fd_significance_min)
+    columns = prepare(events)
+    _, best, _, cutflow = select(columns, fd_significance_min)
     has_best = best >= 0
     chosen = best[has_best]
-    mass = jagged(events.Triplet2_Mass)[1][chosen]
+    mass = columns.mass[chosen]
     out: Output = {"mass": hist.Hist(MASS_AXIS).fill(mass), "cutflow": cutflow}
     if mc_truth:
-        flav = jagged(events.Triplet2_genFlav)[1][chosen]
+        flav = columns.flavour[chosen]
         out["mass_by_truth"] = hist.Hist(
             MASS_AXIS, hist.axis.IntCategory(list(FLAVOURS), name="flavour")
         ).fill(mass, flav)
-    snapshot = ak.zip(
-        {
-            "run": ak.to_numpy(events.run)[has_best],
-            "event": ak.to_numpy(events.event)[has_best],
-            "BestTriplet_mass": mass,
-        }
+    snapshot = _records(
+        {"run": columns.run[has_best], "event": columns.event[has_best], "BestTriplet_mass": mass},
+        len(mass),
     )
     return out, snapshot
+
+
+# What the worker's column cache keeps of a chunk (analysis_kernels.executor.task).
+process.prepare = prepare
 
 
 def summarize(output: Output, params: Mapping) -> dict:

@@ -6,6 +6,11 @@ sums, and hence histograms, are identical bin for bin whatever the backend and t
 in which workers finish. Dask reschedules the chunks of a worker that dies; bad input
 raises an error naming file and entry range, or with ``skip_bad`` is reported chunk by
 chunk so that processed + failed = total input events.
+
+With the column cache, a re-run sends each worker the chunks it holds as a few batches
+(one task each) instead of a task per chunk; a batch returns one outcome per chunk, merged
+on the client in chunk order like any other, so batching changes neither the histograms nor
+the accounting.
 """
 
 from __future__ import annotations
@@ -23,7 +28,12 @@ from analysis_kernels.executor.backends import open_backend
 from analysis_kernels.executor.chunks import Chunk, expand_inputs, plan
 from analysis_kernels.executor.harvest import HarvestSpec, gather
 from analysis_kernels.executor.report import Report
-from analysis_kernels.executor.task import ChunkOutcome, process_chunk
+from analysis_kernels.executor.task import (
+    ChunkOutcome,
+    held_chunks,
+    process_batch,
+    process_chunk,
+)
 from analysis_kernels.executor.user import (
     AnalysisCodeError,
     UserAnalysis,
@@ -34,6 +44,9 @@ from analysis_kernels.executor.user import (
 from analysis_kernels.schema import TREE
 
 DEFAULT_CHUNK_SIZE = 100_000
+# Cached chunks per task on a re-run: few tasks, yet a worker lost or a slow analysis costs
+# at most this many chunks' work again.
+MAX_BATCH = 32
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -53,9 +66,36 @@ def _serial(chunks: list[Chunk], task: dict) -> Iterator[ChunkOutcome]:
 
 
 def _distributed(client: Client, chunks: list[Chunk], task: dict) -> Iterator[ChunkOutcome]:
-    # With the column cache, a chunk goes back to the worker that holds its columns (by a
-    # stable hash of file and range), and elsewhere only if that worker is busy or gone.
-    workers = sorted(client.scheduler_info()["workers"]) if task["cache"] else []
+    """Chunks as Dask tasks; with the column cache, a worker's cached chunks as one task.
+
+    With the cache, each worker first says which chunks it holds; those go to it in batches of
+    at most ``MAX_BATCH`` (a task each, its chunks' outcomes in one reply), so a re-run after
+    changing a cut is a task or two per worker rather than one per chunk. Any other chunk is a task of its own, placed on a worker
+    chosen by a stable hash of file and range, so that the next run finds it there. Every
+    placement is a preference: a task goes elsewhere if its worker dies (it then reads the
+    columns from storage).
+    """
+    workers, held = _held(client, chunks, task) if task["cache"] else ([], {})
+    taken: set[int] = set()
+    futures = []
+    for worker, indices in held.items():
+        taken.update(indices)
+        n = -(-len(indices) // MAX_BATCH)  # batches of at most MAX_BATCH chunks, even sizes
+        for part in range(n):
+            batch = [
+                chunks[i]
+                for i in indices[part * len(indices) // n : (part + 1) * len(indices) // n]
+            ]
+            futures.append(
+                client.submit(
+                    process_batch,
+                    chunks=batch,
+                    **task,
+                    workers=[worker],
+                    allow_other_workers=True,
+                    key=f"{_name(task['analysis'])}-batch-{batch[0].index}-{id(chunks):x}",
+                )
+            )
 
     def placement(chunk: Chunk) -> dict:
         if not workers:
@@ -63,7 +103,7 @@ def _distributed(client: Client, chunks: list[Chunk], task: dict) -> Iterator[Ch
         home = workers[zlib.crc32(f"{chunk.file}:{chunk.entry_start}".encode()) % len(workers)]
         return {"workers": [home], "allow_other_workers": True}
 
-    futures = [
+    futures += [
         client.submit(
             process_chunk,
             chunk=chunk,
@@ -72,13 +112,30 @@ def _distributed(client: Client, chunks: list[Chunk], task: dict) -> Iterator[Ch
             key=f"{_name(task['analysis'])}-chunk-{chunk.index}-{id(chunks):x}",
         )
         for chunk in chunks
+        if chunk.index not in taken
     ]
     try:
         for future in as_completed(futures):
-            yield future.result()
+            result = future.result()
+            yield from result if isinstance(result, list) else (result,)
             future.release()
     finally:
         client.cancel(futures)
+
+
+def _held(client: Client, chunks: list[Chunk], task: dict) -> tuple[list[str], dict]:
+    """The workers, and the chunks each holds in its column cache (a chunk held by two goes to
+    the one that holds fewer), asked of every worker in one call."""
+    answers = client.run(held_chunks, chunks=chunks, **task, on_error="return")
+    found = {w: a for w, a in answers.items() if isinstance(a, list)}  # not a worker gone
+    owner: dict[int, str] = {}
+    for worker in sorted(found, key=lambda w: len(found[w])):
+        for index in found[worker]:
+            owner.setdefault(index, worker)
+    batches: dict[str, list[int]] = {w: [] for w in found}
+    for index in sorted(owner):
+        batches[owner[index]].append(index)
+    return sorted(found), {w: b for w, b in batches.items() if b}
 
 
 def _name(analysis: str | UserAnalysis) -> str:

@@ -1,4 +1,5 @@
-"""The work a worker does for one chunk: read, process, optionally harvest."""
+"""The work a worker does for one chunk (read, process, optionally harvest), or for a batch
+of chunks whose columns it holds in its cache."""
 
 from __future__ import annotations
 
@@ -45,12 +46,10 @@ def process_chunk(
         return _process_user(analysis, chunk, params, skip_bad, harvest, tree, cache)
     analysis_name, analysis = analysis, get_analysis(analysis)
     branches = analysis.branches_for(params)
+    # The form the cache keeps: what ``process`` reads, when the analysis says how to make it.
+    prepare = getattr(analysis.process, "prepare", None)
     start = time.thread_time()
-    key = (
-        column_cache.key(chunk.file, chunk.entry_start, chunk.entry_stop, branches)
-        if cache
-        else None
-    )
+    key = _builtin_key(analysis_name, chunk, branches, prepare) if cache else None
     events, bytes_read = (column_cache.get(key) if cache else None), 0
     if events is None:
         try:
@@ -58,6 +57,8 @@ def process_chunk(
         except InputError as err:
             return _bad_input(chunk, err, skip_bad)
         if cache:
+            if prepare is not None:
+                events = prepare(events)
             column_cache.put(key, events)
     output, snapshot = analysis.process(events, **params)
     harvested = write_snapshot(harvest, analysis_name, chunk, snapshot) if harvest else None
@@ -69,6 +70,47 @@ def process_chunk(
         harvested,
         columns=frozenset(branches),
     )
+
+
+def _builtin_key(name: str, chunk: Chunk, branches, prepare) -> tuple:
+    form = name if prepare is not None else ""
+    return column_cache.key(chunk.file, chunk.entry_start, chunk.entry_stop, branches, form)
+
+
+def process_batch(chunks: list[Chunk], **task) -> list[ChunkOutcome]:
+    """Several chunks in one task, each with its own outcome, in the order given.
+
+    The executor sends a worker, in one task, the chunks whose columns it holds, which makes a
+    re-run a handful of tasks instead of one per chunk. A chunk whose columns are gone (evicted,
+    or the batch was moved to another worker) is read as usual; bad input raises naming its file
+    and entry range, or with ``skip_bad`` is that chunk's failure, and the batch goes on.
+    """
+    return [process_chunk(chunk=chunk, **task) for chunk in chunks]
+
+
+def held_chunks(
+    analysis: str | user.UserAnalysis, chunks: list[Chunk], params: dict, cache: bool = True, **_
+) -> list[int]:
+    """Indices of the ``chunks`` whose columns this process' cache holds, for this analysis.
+
+    Run on every worker before a run with the cache; a user's analysis that reads lazily or
+    through NanoEvents keeps no whole chunks, so it has none.
+    """
+    if not cache:
+        return []
+    if isinstance(analysis, user.UserAnalysis):
+        if analysis.schema == "nanoaod" or not analysis.columns:
+            return []
+        keys = [
+            (c, column_cache.key(c.file, c.entry_start, c.entry_stop, analysis.columns))
+            for c in chunks
+        ]
+    else:
+        spec = get_analysis(analysis)
+        branches = spec.branches_for(params)
+        prepare = getattr(spec.process, "prepare", None)
+        keys = [(c, _builtin_key(analysis, c, branches, prepare)) for c in chunks]
+    return [c.index for c, k in keys if column_cache.holds(k)]
 
 
 def _read_typed(chunk: Chunk, branches: dict[str, str], tree: str) -> tuple:
