@@ -16,7 +16,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from analysis_kernels import grid
+from analysis_kernels import baskets, grid
 from analysis_kernels.errors import InputError
 
 TREE = "Events"
@@ -135,12 +135,32 @@ def read_chunk(
 ) -> tuple[ak.Array, int]:
     """Read exactly the declared branches of one entry range.
 
-    Returns the events and the compressed size of the baskets they came from.
+    Returns the events and the compressed size of the baskets they came from. Local files
+    are read by the lean basket reader (:mod:`analysis_kernels.baskets`), which hands what it
+    does not read to uproot branch by branch; remote files through uproot.
     """
     events_tree = open_tree(path, tree)
-    check_branches(events_tree, declared, path)
-    bytes_read = sum(basket_bytes(events_tree[name], entry_start, entry_stop) for name in declared)
-    events = read_arrays(events_tree, path, entry_start, entry_stop, list(declared), library="ak")
+    lean = None if grid.is_remote(path) else baskets.reader(events_tree, path)
+    names = list(declared)
+    if lean is None:
+        check_branches(events_tree, declared, path)
+        bytes_read = sum(basket_bytes(events_tree[n], entry_start, entry_stop) for n in names)
+        events = read_arrays(events_tree, path, entry_start, entry_stop, names, library="ak")
+    else:
+        # Later chunks of an open file: the declared types were checked on the first one.
+        signature = tuple(declared.items())
+        if signature not in lean.checked:
+            check_branches(events_tree, declared, path)
+            lean.checked.add(signature)
+        bytes_read = 0
+        for name in names:
+            known = lean.compressed_bytes(name, entry_start, entry_stop)
+            bytes_read += (
+                known
+                if known is not None
+                else basket_bytes(events_tree[name], entry_start, entry_stop)
+            )
+        events = lean.read(names, entry_start, entry_stop)
     if len(events) != entry_stop - entry_start:
         raise InputError(
             f"read {len(events)} events, expected {entry_stop - entry_start}",

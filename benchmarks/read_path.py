@@ -1,10 +1,11 @@
 """The read path, measured: which source, chunk size and decompression library to take.
 
 On the files of the throughput table, each configuration pinned to one core as there
-(:mod:`benchmarks.pinned`, interleaved): the I/O floor through uproot's default source (fsspec) and
-through a memory map (what ours uses), the floor at several chunk sizes, and raw
-decompression with cramjam (the library uproot calls) and with the codecs' reference
-bindings (zstandard, lz4).
+(:mod:`benchmarks.pinned`, interleaved): the I/O floor through uproot's ``tree.arrays`` with its
+default source (fsspec) and with a memory map (ours' reader until the lean one), the floor
+through ours' reader (``schema.read_chunk``: the lean basket reader of
+:mod:`analysis_kernels.baskets`) at several chunk sizes, and raw decompression with cramjam
+(the library uproot calls) and with the codecs' reference bindings (zstandard, lz4).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from benchmarks.pinned import measure_together as pinned
 
 CONFIGS = [
     ("io-floor-fsspec", 100_000),
+    ("io-floor-uproot", 100_000),
     ("io-floor", 100_000),
     ("io-floor", 25_000),
     ("io-floor", 400_000),
@@ -79,17 +81,24 @@ def measure(
 def table(result: dict) -> list[str]:
     lines = [
         f"Read path ({result['clock']} time, median of {result['runs']} runs of at least "
-        f"{result['min_run_s']:g} s, one pinned core): uncompressed MB/s of the declared branches",
+        f"{result['min_run_s']:g} s, one pinned core): uncompressed MB/s of the declared "
+        "branches; floor = ours' reader (lean baskets), uproot = uproot's tree.arrays",
         "",
-        "| codec | analysis | floor fsspec | floor memmap | memmap, 25k chunks | memmap, 400k chunks | raw cramjam | raw reference |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| codec | analysis | uproot fsspec | uproot memmap | floor | floor, 25k chunks "
+        "| floor, 400k chunks | raw cramjam | raw reference | floor/uproot | floor/raw |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     keys = dict.fromkeys((r["codec"], r["analysis"]) for r in result["rows"])
     for codec, analysis in keys:
+        rows = [r for r in result["rows"] if (r["codec"], r["analysis"]) == (codec, analysis)]
         cells = [
             f"{r['uncompressed_MB_per_s']:.0f}" + ("" if r["spread"] <= 0.10 else " (n.q.)")
-            for r in result["rows"]
-            if (r["codec"], r["analysis"]) == (codec, analysis)
+            for r in rows
         ]
+        rate = {(r["system"], r["chunk_size"]): r["uncompressed_MB_per_s"] for r in rows}
+        floor = rate.get(("io-floor", 100_000))
+        uproot_rate, raw = rate.get(("io-floor-uproot", 100_000)), rate.get(("raw", None))
+        cells.append(f"{floor / uproot_rate:.2f}" if floor and uproot_rate else "-")
+        cells.append(f"{floor / raw:.2f}" if floor and raw else "-")
         lines.append(f"| {codec} | {analysis} | {' | '.join(cells)} |")
     return lines

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from analysis_kernels import get_analysis, run
 from analysis_kernels.executor import DEFAULT_CHUNK_SIZE
 from analysis_kernels.executor.chunks import plan
-from analysis_kernels.schema import open_tree
+from analysis_kernels.schema import open_tree, read_chunk
 
 SYSTEMS = ["ours", "io-floor", "raw", "rdataframe", "coffea"]
 
@@ -28,10 +28,25 @@ def ours(analysis: str, files: list[str], params: dict, chunk_size: int) -> Call
     return lambda: run(analysis, files, params=params, chunk_size=chunk_size)
 
 
-def io_floor(
+def io_floor(analysis: str, files: list[str], params: dict, chunk_size: int) -> Callable:
+    """Read and decompress the declared branches, in ours' chunks, into awkward arrays, with
+    ours' reader (``schema.read_chunk``: the lean basket reader, uproot for the rest)."""
+    spec = get_analysis(analysis)
+    types = spec.branches_for(spec.params(params))
+    chunks, _, _ = plan(files, chunk_size)
+
+    def read():
+        for c in chunks:
+            read_chunk(c.file, types, c.entry_start, c.entry_stop)
+
+    return read
+
+
+def io_floor_uproot(
     analysis: str, files: list[str], params: dict, chunk_size: int, open_tree=open_tree
 ) -> Callable:
-    """Read and decompress the declared branches, in ours' chunks, into awkward arrays."""
+    """The I/O floor through uproot's ``tree.arrays`` (memory-mapped local files), the reader
+    ours used before the lean one: the read-path study's row for comparison."""
     branches = declared(analysis, params)
     chunks, _, _ = plan(files, chunk_size)
 
@@ -45,12 +60,12 @@ def io_floor(
 
 
 def io_floor_fsspec(analysis: str, files: list[str], params: dict, chunk_size: int) -> Callable:
-    """The I/O floor through uproot's default source for local files (fsspec), for the
-    read-path study; ours opens local files memory-mapped."""
+    """The I/O floor through uproot with its default source for local files (fsspec), for the
+    read-path study."""
     import uproot
 
     trees = {f: uproot.open(f, array_cache=None)["Events"] for f in files}
-    return io_floor(analysis, files, params, chunk_size, trees.__getitem__)
+    return io_floor_uproot(analysis, files, params, chunk_size, trees.__getitem__)
 
 
 def basket_blocks(files: list[str], branches: list[str]) -> list[tuple[bytes, bytes, int]]:
@@ -150,6 +165,7 @@ def coffea(analysis: str, files: list[str], params: dict, chunk_size: int) -> Ca
 BUILDERS = {
     "ours": ours,
     "io-floor": io_floor,
+    "io-floor-uproot": io_floor_uproot,
     "io-floor-fsspec": io_floor_fsspec,
     "raw": raw,
     "raw-cramjam": lambda *args: raw(*args, library="cramjam"),
