@@ -35,6 +35,7 @@ def assert_same_output(ours: dict, theirs: dict) -> None:
 @pytest.mark.parametrize("mc_truth", [False, True])
 def test_ds_kernel_equals_the_columnar_selection(datasets, mc_truth):
     process = get_analysis("ds").process
+    prepare = process.prepare
     for events in chunks(datasets["ds"], "ds", {"mc_truth": mc_truth}):
         for part in (events, events[777:5432]):  # also a slice: offsets not starting at 0
             ours, snap = process(part, mc_truth=mc_truth, fd_significance_min=2.5)
@@ -43,6 +44,11 @@ def test_ds_kernel_equals_the_columnar_selection(datasets, mc_truth):
             )
             assert_same_output(ours, theirs)
             assert ak.to_list(snap) == ak.to_list(their_snap)
+            # The form the worker's column cache keeps gives the same, snapshot type included.
+            kept, kept_snap = process(prepare(part), mc_truth=mc_truth, fd_significance_min=2.5)
+            assert_same_output(kept, theirs)
+            assert kept_snap.type == snap.type and ak.to_list(kept_snap) == ak.to_list(snap)
+        assert prepare(events).nbytes < events.nbytes
 
 
 @pytest.fixture(scope="module")
