@@ -7,7 +7,11 @@ at least two jets above 40 GeV. Q5 MET of events with an opposite-charge muon pa
 that are not within Delta R 0.4 of any lepton above 10 GeV. Q8 in events with at least three
 leptons and a same-flavour opposite-charge pair, the transverse mass of MET and the leading
 lepton outside the pair closest to the Z mass. The pair and triplet searches of Q5-Q8 run as
-compiled loops (:mod:`analysis_kernels.kernels.combinatorics`).
+compiled loops (:mod:`analysis_kernels.kernels.combinatorics`). The queries work on the flat
+values and offsets of the columns (numpy, no awkward dispatch), fill their histograms with
+the compiled fill (:mod:`analysis_kernels.kernels.fill`, the same bins as ``hist``'s fill)
+and compute four-vectors only for the objects a query uses (Q6: jets of events with at least
+three jets).
 """
 
 from __future__ import annotations
@@ -18,14 +22,17 @@ import awkward as ak
 import hist
 import numpy as np
 
-from analysis_kernels.analyses.base import Analysis, ChunkResult, Output
-from analysis_kernels.columns import jagged
+from analysis_kernels.analyses.base import Analysis, ChunkResult, Output, column, columns
 from analysis_kernels.kernels.combinatorics import (
+    at_least_n_above,
     isolated_jet_sum,
     lead_outside_z_pair,
+    objects_of_events_with,
+    offsets_of_events_with,
     opposite_pair_in_window,
     trijet_closest_to,
 )
+from analysis_kernels.kernels.fill import fill
 from analysis_kernels.kinematics import delta_phi, four_vector
 
 F32, I32 = "var * float32", "var * int32"
@@ -49,85 +56,82 @@ def _h(axis: str) -> hist.Hist:
 
 
 def q1(ev: ak.Array) -> ChunkResult:
-    return {"met": _h("met").fill(ev.MET_pt)}, None
+    return {"met": fill(_h("met"), column(ev, "MET_pt"))}, None
 
 
 def q2(ev: ak.Array) -> ChunkResult:
-    return {"jet_pt": _h("jet_pt").fill(ak.flatten(ev.Jet_pt))}, None
+    return {"jet_pt": fill(_h("jet_pt"), columns(ev, "Jet", ["pt"])[1])}, None
 
 
 def q3(ev: ak.Array) -> ChunkResult:
-    return {"jet_pt": _h("jet_pt").fill(ak.flatten(ev.Jet_pt[abs(ev.Jet_eta) < 1]))}, None
+    _, pt, eta = columns(ev, "Jet", ["pt", "eta"])
+    return {"jet_pt": fill(_h("jet_pt"), pt, where=np.abs(eta) < np.float32(1))}, None
 
 
 def q4(ev: ak.Array) -> ChunkResult:
-    return {"met": _h("met").fill(ev.MET_pt[ak.sum(ev.Jet_pt > 40, axis=1) >= 2])}, None
+    offsets, pt = columns(ev, "Jet", ["pt"])
+    two_jets = at_least_n_above(offsets, pt, np.float32(40), 2)
+    return {"met": fill(_h("met"), column(ev, "MET_pt"), where=two_jets)}, None
 
 
 def _p4(ev: ak.Array, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Offsets and the (4, n) float32 px, py, pz, E of a collection, one entry per object."""
-    offsets, pt = jagged(ev[f"{name}_pt"])
-    eta, phi, mass = (jagged(ev[f"{name}_{f}"])[1] for f in ("eta", "phi", "mass"))
+    offsets, pt, eta, phi, mass = columns(ev, name, ["pt", "eta", "phi", "mass"])
     return offsets, np.stack(four_vector(pt, eta, phi, mass))
 
 
-def _flat(ev: ak.Array, name: str, fields: list[str]) -> tuple[np.ndarray, ...]:
-    """Offsets and the flat values of some fields of a collection."""
-    offsets, first = jagged(ev[f"{name}_{fields[0]}"])
-    return offsets, first, *(jagged(ev[f"{name}_{f}"])[1] for f in fields[1:])
-
-
 def q5(ev: ak.Array) -> ChunkResult:
-    offsets, p = _p4(ev, "Muon")
-    charge = jagged(ev.Muon_charge)[1]
+    offsets, pt, eta, phi, mass, charge = columns(
+        ev, "Muon", ["pt", "eta", "phi", "mass", "charge"]
+    )
+    p = four_vector(pt, eta, phi, mass)
     good = opposite_pair_in_window(offsets, *p, charge, np.float32(60), np.float32(120))
-    return {"met": _h("met").fill(ak.to_numpy(ev.MET_pt)[good])}, None
+    return {"met": fill(_h("met"), column(ev, "MET_pt"), where=good)}, None
 
 
 def q6(ev: ak.Array) -> ChunkResult:
-    offsets, p = _p4(ev, "Jet")
-    sel, px, py, btag = trijet_closest_to(offsets, *p, jagged(ev.Jet_btag)[1], np.float32(172.5))
-    pt = np.hypot(px[sel], py[sel])
-    return {"trijet_pt": _h("trijet_pt").fill(pt), "trijet_btag": _h("btag").fill(btag[sel])}, None
+    offsets, *jets = columns(ev, "Jet", ["pt", "eta", "phi", "mass", "btag"])
+    # the events with a trijet, and the four-vectors of their jets only
+    jets = [objects_of_events_with(offsets, 3, j) for j in jets]
+    offsets = offsets_of_events_with(offsets, 3)
+    pt, eta, phi, mass, btag = jets
+    _, px, py, btag = trijet_closest_to(
+        offsets, *four_vector(pt, eta, phi, mass), btag, np.float32(172.5)
+    )
+    return {
+        "trijet_pt": fill(_h("trijet_pt"), np.hypot(px, py)),
+        "trijet_btag": fill(_h("btag"), btag),
+    }, None
 
 
 def q7(ev: ak.Array) -> ChunkResult:
     fields = ["pt", "eta", "phi"]
     ht = isolated_jet_sum(
-        _flat(ev, "Jet", fields),
+        columns(ev, "Jet", fields),
         np.float32(30),
-        _flat(ev, "Muon", fields),
-        _flat(ev, "Electron", fields),
+        columns(ev, "Muon", fields),
+        columns(ev, "Electron", fields),
         np.float32(10),
         np.float32(0.4),
     )
-    return {"ht": _h("ht").fill(ht)}, None
+    return {"ht": fill(_h("ht"), ht)}, None
 
 
 def q8(ev: ak.Array) -> ChunkResult:
     (mo, mu), (eo, el) = _p4(ev, "Muon"), _p4(ev, "Electron")
-    mu_pt, mu_phi, el_pt, el_phi = (
-        jagged(ev[b])[1] for b in ("Muon_pt", "Muon_phi", "Electron_pt", "Electron_phi")
-    )
+    _, mu_pt, mu_phi, mu_charge = columns(ev, "Muon", ["pt", "phi", "charge"])
+    _, el_pt, el_phi, el_charge = columns(ev, "Electron", ["pt", "phi", "charge"])
     is_muon, index = lead_outside_z_pair(
-        mo,
-        mu,
-        jagged(ev.Muon_charge)[1],
-        mu_pt,
-        eo,
-        el,
-        jagged(ev.Electron_charge)[1],
-        el_pt,
-        np.float32(91.2),
+        mo, mu, mu_charge, mu_pt, eo, el, el_charge, el_pt, np.float32(91.2)
     )
     sel = index >= 0
     is_muon, index = is_muon[sel], index[sel]
     pt, phi = np.empty(len(index), np.float32), np.empty(len(index), np.float32)
     pt[is_muon], phi[is_muon] = mu_pt[index[is_muon]], mu_phi[index[is_muon]]
     pt[~is_muon], phi[~is_muon] = el_pt[index[~is_muon]], el_phi[index[~is_muon]]
-    met, met_phi = ak.to_numpy(ev.MET_pt)[sel], ak.to_numpy(ev.MET_phi)[sel]
+    met, met_phi = column(ev, "MET_pt")[sel], column(ev, "MET_phi")[sel]
     mt = np.sqrt(2 * pt * met * (1 - np.cos(delta_phi(phi, met_phi))))
-    return {"mt": _h("mt").fill(mt)}, None
+    return {"mt": fill(_h("mt"), mt)}, None
 
 
 QUERIES = {

@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import awkward as ak
+import numpy as np
+
+from analysis_kernels.columns import jagged
 
 Output = dict[str, Any]
 ChunkResult = tuple[Output, ak.Array | None]
@@ -69,3 +72,36 @@ def merge(a: Output, b: Output) -> Output:
         else:
             out[key] = out[key] + value
     return out
+
+
+def _content(events: ak.Array, name: str):
+    """The column ``name`` of a chunk as a layout, without awkward's per-call dispatch (a
+    read chunk is a RecordArray of its branches); through ``events[name]`` otherwise."""
+    layout = events.layout
+    if isinstance(layout, ak.contents.RecordArray):
+        return layout.content(name)
+    return events[name]
+
+
+def column(events: ak.Array, name: str) -> np.ndarray:
+    """A flat (one value per event) column of a chunk as a numpy array, without a copy."""
+    content = _content(events, name)
+    if isinstance(content, ak.contents.NumpyArray):
+        return np.asarray(content.data)
+    return ak.to_numpy(content)
+
+
+def columns(events: ak.Array, prefix: str, fields: list[str]) -> tuple[np.ndarray, ...]:
+    """Offsets and the flat values of some fields of a jagged collection (``prefix_field``
+    branches, one offsets array for all, starting at 0), for compiled kernels."""
+    offsets, first = jagged(_content(events, f"{prefix}_{fields[0]}"))
+    return offsets, first, *(jagged(_content(events, f"{prefix}_{f}"))[1] for f in fields[1:])
+
+
+def records(fields: Mapping[str, np.ndarray]) -> ak.Array:
+    """Flat numpy columns of equal length as an array of records, as ``ak.zip`` makes them,
+    without its broadcasting (for snapshots)."""
+    arrays = [np.asarray(v) for v in fields.values()]
+    length = len(arrays[0]) if arrays else 0
+    contents = [ak.contents.NumpyArray(a) for a in arrays]
+    return ak.Array(ak.contents.RecordArray(contents, list(fields), length=length))

@@ -8,7 +8,9 @@ segments in >= 2 other stations. The chamber is efficient if a segment lies with
 of the extrapolation in R-phi. Efficiencies per chamber (wheel, sector, station) and versus
 pT and eta, in the full solid angle and in the fiducial region (15 cm from the edges).
 The searches over muon pairs, trigger objects and segments are compiled loops
-(:mod:`analysis_kernels.kernels.dt`).
+(:mod:`analysis_kernels.kernels.dt`) over the flat columns; four-vectors are computed only for
+the muons that can form a pair, and the histograms are filled once per chunk for both
+selections (:func:`analysis_kernels.kernels.fill.fill_categories`).
 """
 
 from __future__ import annotations
@@ -20,9 +22,16 @@ import hist
 import numpy as np
 from scipy.stats import beta
 
-from analysis_kernels.analyses.base import Analysis, ChunkResult, Output
-from analysis_kernels.columns import jagged
-from analysis_kernels.kernels.dt import chamber_probes, tag_probe_pairs, trigger_matched
+from analysis_kernels.analyses.base import (
+    Analysis,
+    ChunkResult,
+    Output,
+    column,
+    columns,
+    records,
+)
+from analysis_kernels.kernels.dt import chamber_probes, muon_roles, tag_probe_pairs
+from analysis_kernels.kernels.fill import fill, fill_categories
 from analysis_kernels.kinematics import four_vector
 
 F32, I32 = "var * float32", "var * int32"
@@ -51,15 +60,10 @@ SELECTIONS = ["all", "fiducial"]
 PT_BINS = [20, 25, 30, 35, 40, 45, 50, 60, 80, 120, 200]
 
 
-def _flat(ev: ak.Array, prefix: str, fields: list[str]) -> tuple[np.ndarray, ...]:
-    """Offsets and flat values of some fields of a collection."""
-    offsets, first = jagged(ev[f"{prefix}_{fields[0]}"])
-    return offsets, first, *(jagged(ev[f"{prefix}_{f}"])[1] for f in fields[1:])
-
-
-def _probe_muons(ev: ak.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Whether each muon (flat) is the probe of some tag-probe pair, and the pair masses."""
-    offsets, pt, eta, phi, dz, iso, charge, strips, pixels, tight = _flat(
+def _probe_muons(ev: ak.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Whether each muon (flat) is the probe of some tag-probe pair, the pair masses, and the
+    muons' offsets."""
+    offsets, pt, eta, phi, dz, iso, charge, strips, pixels, tight = columns(
         ev,
         "Muon",
         [
@@ -74,48 +78,37 @@ def _probe_muons(ev: ak.Array) -> tuple[np.ndarray, np.ndarray]:
             "tightId",
         ],
     )
-    trig_offsets, trig_eta, trig_phi, trig_id, trig_bits = _flat(
-        ev, "TrigObj", ["eta", "phi", "id", "filterBits"]
-    )
-    trig_ok = (trig_id == 13) & ((trig_bits & ISO_MUON_FILTER) != 0)
-    matched = trigger_matched(
-        offsets, eta, phi, trig_offsets, trig_eta, trig_phi, trig_ok, np.float32(0.1)
-    )
-    fired = np.repeat(ak.to_numpy(ev.HLT_IsoMu27), np.diff(offsets))
-    track_ok = (strips >= 6) & (pixels >= 1) & (iso < np.float32(0.1))
-    is_tag = track_ok & tight & (pt > np.float32(27)) & matched & fired
-    p4 = np.stack(four_vector(pt, eta, phi, MUON_MASS))
+    trig = columns(ev, "TrigObj", ["eta", "phi", "id", "filterBits"])
+    muon_cuts = np.asarray([0.1, 27, 20, 0.1], dtype=np.float32)  # iso, tag pT, probe pT, cone
+    is_tag, probe_ok, used, slot, n_pairs = muon_roles(
+        offsets, pt, eta, phi, iso, strips, pixels, tight, column(ev, "HLT_IsoMu27"),
+        *trig, ISO_MUON_FILTER, muon_cuts,
+    )  # fmt: skip
+    p4 = four_vector(pt[used], eta[used], phi[used], MUON_MASS)
     cuts = np.asarray([0.3, 0.1, Z_MASS, 10], dtype=np.float32)
-    return tag_probe_pairs(
-        offsets, p4, eta, phi, charge, dz, is_tag, track_ok & (pt > np.float32(20)), cuts
+    is_probe, mass = tag_probe_pairs(
+        offsets, slot, n_pairs, *p4, eta, phi, charge, dz, is_tag, probe_ok, cuts
     )
+    return is_probe, mass, offsets
+
+
+CHAMBER_FIELDS = ["wheel", "sector", "station", "passed", "fiducial", "pt", "eta", "event_index"]
 
 
 def probes(ev: ak.Array) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Chamber probes (extrapolations under study) as flat columns with their pass flag and
     event index, and the T&P masses."""
-    is_probe, mass = _probe_muons(ev)
-    ext_offsets, *ext = _flat(ev, "MuonExtrap", ["muonIdx", "wheel", "sector", "station", "x"])
-    seg = _flat(ev, "DTSegment", ["wheel", "sector", "station", "x"])
-    mu_offsets = jagged(ev.Muon_pt)[0]
-    passed, studied = chamber_probes(
-        ext_offsets, *ext, *seg, mu_offsets, is_probe, np.float32(MATCH_WINDOW), 2
+    is_probe, mass, mu_offsets = _probe_muons(ev)
+    ext = columns(
+        ev, "MuonExtrap", ["muonIdx", "wheel", "sector", "station", "x", "edgeX", "edgeY"]
     )
-    event = np.repeat(np.arange(len(ev)), np.diff(ext_offsets))[studied]
-    muon = mu_offsets[event] + ext[0][studied]
-    edge_x, edge_y = (jagged(ev[f"MuonExtrap_{f}"])[1][studied] for f in ("edgeX", "edgeY"))
-    margin = np.float32(FIDUCIAL_MARGIN)
-    chambers = {
-        "wheel": ext[1][studied],
-        "sector": ext[2][studied],
-        "station": ext[3][studied],
-        "passed": passed[studied],
-        "fiducial": (edge_x > margin) & (edge_y > margin),
-        "pt": jagged(ev.Muon_pt)[1][muon],
-        "eta": jagged(ev.Muon_eta)[1][muon],
-        "event_index": event,
-    }
-    return chambers, mass
+    seg = columns(ev, "DTSegment", ["wheel", "sector", "station", "x"])
+    _, mu_pt, mu_eta = columns(ev, "Muon", ["pt", "eta"])
+    chambers = chamber_probes(
+        *ext, *seg, mu_offsets, is_probe, mu_pt, mu_eta,
+        np.float32(MATCH_WINDOW), 2, np.float32(FIDUCIAL_MARGIN),
+    )  # fmt: skip
+    return dict(zip(CHAMBER_FIELDS, chambers, strict=True)), mass
 
 
 def _histograms() -> Output:
@@ -148,20 +141,20 @@ def _histograms() -> Output:
 def process(events: ak.Array) -> ChunkResult:
     flat, mass = probes(events)
     out = _histograms()
-    for name, mask in (("all", np.ones(len(flat["passed"]), bool)), ("fiducial", flat["fiducial"])):
-        f = {k: v[mask] for k, v in flat.items()}
-        out["chamber"].fill(name, f["wheel"], f["sector"], f["station"], f["passed"])
-        out["pt"].fill(name, f["pt"], f["station"], f["passed"])
-        out["eta"].fill(name, f["eta"], f["station"], f["passed"])
-    out["mass"].fill(mass)
+    selections = {"all": None, "fiducial": flat["fiducial"]}
+    station, passed = flat["station"], flat["passed"]
+    fill_categories(out["chamber"], selections, flat["wheel"], flat["sector"], station, passed)
+    fill_categories(out["pt"], selections, flat["pt"], station, passed)
+    fill_categories(out["eta"], selections, flat["eta"], station, passed)
+    fill(out["mass"], mass)
     out["cutflow"] = {
         "events": len(events),
         "tag_probe_pairs": len(mass),
         "chamber_probes": len(flat["passed"]),
     }
-    snapshot = ak.zip(
+    snapshot = records(
         {
-            "event": ak.to_numpy(events.event)[flat["event_index"]],
+            "event": column(events, "event")[flat["event_index"]],
             **{f: v for f, v in flat.items() if f != "event_index"},
         }
     )

@@ -22,6 +22,51 @@ def _mass(px, py, pz, e):
 
 
 @numba.njit(cache=True)
+def offsets_of_events_with(offsets, n):
+    """The offsets of the events with at least ``n`` objects, on their own (0 first)."""
+    out = np.zeros(len(offsets), dtype=np.int64)
+    kept = 0
+    for ev in range(len(offsets) - 1):
+        count = offsets[ev + 1] - offsets[ev]
+        if count >= n:
+            out[kept + 1] = out[kept] + count
+            kept += 1
+    return out[: kept + 1]
+
+
+@numba.njit(cache=True)
+def objects_of_events_with(offsets, n, values):
+    """The values of the objects of the events with at least ``n`` objects, in order."""
+    out = np.empty(len(values), dtype=values.dtype)
+    k = 0
+    for ev in range(len(offsets) - 1):
+        if offsets[ev + 1] - offsets[ev] >= n:
+            for i in range(offsets[ev], offsets[ev + 1]):
+                out[k] = values[i]
+                k += 1
+    return out[:k]
+
+
+@numba.njit(cache=True)
+def at_least_n_above(offsets, values, threshold, n):
+    """Per event, whether at least ``n`` of its values are above ``threshold`` (Q4's
+    ``ak.sum(values > threshold, axis=1) >= n``)."""
+    out = np.zeros(len(offsets) - 1, dtype=np.bool_)
+    if n <= 0:
+        out[:] = True
+        return out
+    for ev in range(len(offsets) - 1):
+        count = 0
+        for i in range(offsets[ev], offsets[ev + 1]):
+            if values[i] > threshold:
+                count += 1
+                if count >= n:
+                    out[ev] = True
+                    break
+    return out
+
+
+@numba.njit(cache=True)
 def opposite_pair_in_window(offsets, px, py, pz, e, charge, low, high):
     """Per event, whether some opposite-charge pair has a mass in (low, high)."""
     n = len(offsets) - 1
@@ -55,17 +100,20 @@ def trijet_closest_to(offsets, px, py, pz, e, btag, target):
             continue
         selected[ev] = True
         best = np.inf
+        best_px, best_py, best_btag = F32(0), F32(0), F32(0)
         for i in range(lo, hi):
             for j in range(i + 1, hi):
+                # (i + j) + k, the order of the columnar sums, with i + j kept across k
+                ijx, ijy, ijz, ije = px[i] + px[j], py[i] + py[j], pz[i] + pz[j], e[i] + e[j]
                 for k in range(j + 1, hi):
-                    sx = px[i] + px[j] + px[k]
-                    sy = py[i] + py[j] + py[k]
-                    m = _mass(sx, sy, pz[i] + pz[j] + pz[k], e[i] + e[j] + e[k])
+                    sx, sy = ijx + px[k], ijy + py[k]
+                    m = _mass(sx, sy, ijz + pz[k], ije + e[k])
                     distance = abs(m - target)
                     if distance < best:
                         best = distance
-                        out_px[ev], out_py[ev] = sx, sy
-                        out_btag[ev] = max(max(btag[i], btag[j]), btag[k])
+                        best_px, best_py = sx, sy
+                        best_btag = max(max(btag[i], btag[j]), btag[k])
+        out_px[ev], out_py[ev], out_btag[ev] = best_px, best_py, best_btag
     return selected, out_px, out_py, out_btag
 
 

@@ -1,9 +1,11 @@
-"""The DT tag-and-probe searches, one event at a time: trigger matching, tag-probe pairs,
-extrapolation-segment matching and the other-station count.
+"""The DT tag-and-probe searches, one event at a time: the muon cuts with trigger matching,
+tag-probe pairs, extrapolation-segment matching and the other-station count.
 
 Float32 throughout, as the columnar code this replaced (thresholds are given as float32,
-four-vector components are computed per muon with numpy), so the same pairs and chambers
-pass.
+four-vector components are computed with numpy, only for the muons that can form a pair), so
+the same pairs and chambers pass. The selections are applied inside the loops: trigger
+matching only for muons that pass the other tag cuts, segment matching only for the
+extrapolations of probe muons, and the chambers under study come out as compact columns.
 """
 
 from __future__ import annotations
@@ -21,33 +23,76 @@ def _delta_r(eta1, phi1, eta2, phi2):
 
 
 @numba.njit(cache=True)
-def trigger_matched(mu_offsets, mu_eta, mu_phi, trig_offsets, trig_eta, trig_phi, trig_ok, cone):
-    """Per muon, whether an accepted trigger object lies within ``cone`` in Delta R."""
-    out = np.zeros(len(mu_eta), dtype=np.bool_)
-    for ev in range(len(mu_offsets) - 1):
-        for i in range(mu_offsets[ev], mu_offsets[ev + 1]):
+def muon_roles(
+    offsets, pt, eta, phi, iso, strips, pixels, tight, fired,
+    trig_offsets, trig_eta, trig_phi, trig_id, trig_bits, trig_filter, cuts,
+):  # fmt: skip
+    """Per muon, whether it is a tag and whether it may be a probe; the muons that can be in
+    a pair (tags and probe candidates of events with a tag), in order; each muon's position in
+    that list (-1 when not in it); and the number of (tag, probe candidate) pairs.
+
+    A tag passes the track cuts, is tight, above the tag pT, in an event that ``fired``, and
+    within ``cone`` of a trigger object of id 13 with a ``trig_filter`` bit; a probe candidate
+    passes the track cuts and is above the probe pT. ``cuts``: float32 (max isolation, tag pT,
+    probe pT, cone).
+    """
+    max_iso, tag_pt, probe_pt, cone = cuts
+    n = len(pt)
+    is_tag = np.zeros(n, dtype=np.bool_)
+    probe_ok = np.zeros(n, dtype=np.bool_)
+    used = np.empty(n, dtype=np.int64)
+    slot = np.full(n, -1, dtype=np.int64)
+    n_used, n_pairs = 0, 0
+    for ev in range(len(offsets) - 1):
+        tags = 0
+        for i in range(offsets[ev], offsets[ev + 1]):
+            if not (strips[i] >= 6 and pixels[i] >= 1 and iso[i] < max_iso):
+                continue
+            probe_ok[i] = pt[i] > probe_pt
+            if not (tight[i] and pt[i] > tag_pt and fired[ev]):
+                continue
             for k in range(trig_offsets[ev], trig_offsets[ev + 1]):
-                if trig_ok[k] and _delta_r(mu_eta[i], mu_phi[i], trig_eta[k], trig_phi[k]) < cone:
-                    out[i] = True
+                if (
+                    trig_id[k] == 13
+                    and (trig_bits[k] & trig_filter) != 0
+                    and _delta_r(eta[i], phi[i], trig_eta[k], trig_phi[k]) < cone
+                ):
+                    is_tag[i] = True
+                    tags += 1
                     break
-    return out
+        if tags == 0:
+            continue
+        candidates = 0
+        for i in range(offsets[ev], offsets[ev + 1]):
+            if is_tag[i] or probe_ok[i]:
+                used[n_used] = i
+                slot[i] = n_used
+                n_used += 1
+                candidates += probe_ok[i]
+        n_pairs += tags * candidates
+    return is_tag, probe_ok, used[:n_used], slot, n_pairs
 
 
 @numba.njit(cache=True)
-def tag_probe_pairs(offsets, p4, eta, phi, charge, dz, is_tag, probe_ok, cuts):
+def tag_probe_pairs(
+    offsets, slot, n_pairs, px, py, pz, e, eta, phi, charge, dz, is_tag, probe_ok, cuts
+):
     """Every (tag, probe) pair of distinct muons, tag-major as ``ak.argcartesian``: whether
     each muon is the probe of some pair, and the masses of the pairs in that order.
 
-    ``cuts``: float32 (min Delta R, max |Delta z|, Z mass, mass window).
+    ``px``, ``py``, ``pz``, ``e``: the four-vectors of the tags and probe candidates, muon
+    ``i``'s at ``slot[i]``; ``n_pairs``: at most how many pairs there are (both from
+    :func:`muon_roles`). ``cuts``: float32 (min Delta R, max |Delta z|, Z mass, mass window).
     """
     min_dr, max_dz, z_mass, window = cuts
     is_probe = np.zeros(len(eta), dtype=np.bool_)
-    masses = np.empty(max(1, int(np.sum(np.diff(offsets) ** 2))), dtype=np.float32)
+    masses = np.empty(n_pairs, dtype=np.float32)
     filled = 0
     for ev in range(len(offsets) - 1):
         for t in range(offsets[ev], offsets[ev + 1]):
             if not is_tag[t]:
                 continue
+            a = slot[t]
             for p in range(offsets[ev], offsets[ev + 1]):
                 if p == t or not probe_ok[p] or charge[t] * charge[p] >= 0:
                     continue
@@ -55,12 +100,8 @@ def tag_probe_pairs(offsets, p4, eta, phi, charge, dz, is_tag, probe_ok, cuts):
                     continue
                 if not abs(dz[t] - dz[p]) < max_dz:
                     continue
-                m = _mass(
-                    p4[0, t] + p4[0, p],
-                    p4[1, t] + p4[1, p],
-                    p4[2, t] + p4[2, p],
-                    p4[3, t] + p4[3, p],
-                )
+                b = slot[p]
+                m = _mass(px[a] + px[b], py[a] + py[b], pz[a] + pz[b], e[a] + e[b])
                 if not abs(m - z_mass) < window:
                     continue
                 is_probe[p] = True
@@ -71,35 +112,71 @@ def tag_probe_pairs(offsets, p4, eta, phi, charge, dz, is_tag, probe_ok, cuts):
 
 @numba.njit(cache=True)
 def chamber_probes(
-    ext_offsets, ext_muon, ext_wheel, ext_sector, ext_station, ext_x,
+    ext_offsets, ext_muon, ext_wheel, ext_sector, ext_station, ext_x, ext_edge_x, ext_edge_y,
     seg_offsets, seg_wheel, seg_sector, seg_station, seg_x,
-    mu_offsets, is_probe, window, min_other,
+    mu_offsets, is_probe, mu_pt, mu_eta, window, min_other, margin,
 ):  # fmt: skip
-    """Per extrapolation: whether a segment of its chamber lies within ``window`` in x
-    (passed), and whether it is under study (its muon is a probe and at least ``min_other``
-    other stations of that muon passed)."""
-    passed = np.zeros(len(ext_x), dtype=np.bool_)
-    studied = np.zeros(len(ext_x), dtype=np.bool_)
+    """The chambers under study, as compact columns in extrapolation order: extrapolations
+    of probe muons with at least ``min_other`` extrapolations of the same muon in other
+    stations that passed. An extrapolation passed when a segment of its chamber lies within
+    ``window`` in x; it is fiducial when both edge distances exceed ``margin``.
+
+    Returns wheel, sector, station, passed, fiducial, the muon's pT and eta, and the event
+    index of each.
+    """
+    n = len(ext_x)
+    state = np.zeros(n, dtype=np.int8)  # 1: an extrapolation of a probe muon, 2: that passed
+    wheel = np.empty(n, dtype=ext_wheel.dtype)
+    sector = np.empty(n, dtype=ext_sector.dtype)
+    station = np.empty(n, dtype=ext_station.dtype)
+    out_passed = np.empty(n, dtype=np.bool_)
+    fiducial = np.empty(n, dtype=np.bool_)
+    pt = np.empty(n, dtype=mu_pt.dtype)
+    eta = np.empty(n, dtype=mu_eta.dtype)
+    event = np.empty(n, dtype=np.int64)
+    count = 0
     for ev in range(len(ext_offsets) - 1):
         e0, e1 = ext_offsets[ev], ext_offsets[ev + 1]
-        for e in range(e0, e1):
-            for s in range(seg_offsets[ev], seg_offsets[ev + 1]):
-                if (
-                    ext_wheel[e] == seg_wheel[s]
-                    and ext_sector[e] == seg_sector[s]
-                    and ext_station[e] == seg_station[s]
-                    and abs(ext_x[e] - seg_x[s]) < window
-                ):
-                    passed[e] = True
-                    break
-        n_mu = mu_offsets[ev + 1] - mu_offsets[ev]
+        s0, s1 = seg_offsets[ev], seg_offsets[ev + 1]
+        m0, n_mu = mu_offsets[ev], mu_offsets[ev + 1] - mu_offsets[ev]
+        any_probe = False
         for e in range(e0, e1):
             muon = ext_muon[e]
-            if muon < 0 or muon >= n_mu or not is_probe[mu_offsets[ev] + muon]:
+            if muon < 0 or muon >= n_mu or not is_probe[m0 + muon]:
                 continue
+            any_probe = True
+            w, sc, st, x = ext_wheel[e], ext_sector[e], ext_station[e], ext_x[e]
+            state[e] = 1
+            for s in range(s0, s1):
+                if (
+                    st == seg_station[s]
+                    and sc == seg_sector[s]
+                    and w == seg_wheel[s]
+                    and abs(x - seg_x[s]) < window
+                ):
+                    state[e] = 2
+                    break
+        if not any_probe:
+            continue
+        for e in range(e0, e1):
+            if state[e] == 0:
+                continue
+            muon, st = ext_muon[e], ext_station[e]
             others = 0
-            for o in range(e0, e1):
-                if ext_muon[o] == muon and ext_station[o] != ext_station[e] and passed[o]:
+            for o in range(e0, e1):  # passed, same muon, other station: enough of them?
+                if state[o] == 2 and ext_muon[o] == muon and ext_station[o] != st:
                     others += 1
-            studied[e] = others >= min_other
-    return passed, studied
+                    if others >= min_other:
+                        break
+            if others < min_other:
+                continue
+            wheel[count], sector[count], station[count] = ext_wheel[e], ext_sector[e], st
+            out_passed[count] = state[e] == 2
+            fiducial[count] = (ext_edge_x[e] > margin) & (ext_edge_y[e] > margin)
+            pt[count], eta[count] = mu_pt[m0 + muon], mu_eta[m0 + muon]
+            event[count] = ev
+            count += 1
+    return (
+        wheel[:count], sector[:count], station[:count], out_passed[:count],
+        fiducial[:count], pt[:count], eta[:count], event[:count],
+    )  # fmt: skip

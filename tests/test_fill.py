@@ -1,0 +1,201 @@
+"""The compiled fill gives boost-histogram's own histogram, bin for bin."""
+
+from __future__ import annotations
+
+import hist
+import numpy as np
+import pytest
+
+from analysis_kernels.kernels.fill import fill, fill_categories
+
+RNG = np.random.default_rng(16)
+
+
+def edge_values(axis, dtype) -> np.ndarray:
+    """Random values over and around the axis, its edges exactly, the float values just
+    below and above each edge (in ``dtype`` and in float64), the limits, inf and nan."""
+    edges = np.asarray(axis.edges, dtype=np.float64)
+    lo, hi = edges[0], edges[-1]
+    width = hi - lo
+    values = [RNG.uniform(lo - 0.2 * width, hi + 0.2 * width, 5000)]
+    for e in edges:
+        for kind in (np.float64, np.float32):
+            x = kind(e)
+            values.append(
+                np.array(
+                    [x, np.nextafter(x, kind(-np.inf)), np.nextafter(x, kind(np.inf))],
+                    dtype=np.float64,
+                )
+            )
+    # float32 values that round onto or next to the edges
+    near = (edges[:, None] + np.array([-1e-6, -1e-7, 0, 1e-7, 1e-6]) * width).ravel()
+    values.append(near)
+    values.append(np.array([np.inf, -np.inf, np.nan, lo, hi, 0.0, -0.0, 1e30, -1e30]))
+    finfo = np.finfo(dtype) if np.dtype(dtype).kind == "f" else None
+    out = np.concatenate(values)
+    if finfo is not None:
+        out = np.clip(out, -finfo.max, finfo.max, where=np.isfinite(out), out=out)
+    return RNG.permutation(out.astype(dtype))
+
+
+def same(a: hist.Hist, b: hist.Hist) -> None:
+    assert a == b  # axes and storage
+    va, vb = np.asarray(a.view(flow=True)), np.asarray(b.view(flow=True))
+    assert va.dtype == vb.dtype
+    if va.dtype.names:
+        for name in va.dtype.names:
+            assert np.array_equal(va[name], vb[name]), name
+    else:
+        assert np.array_equal(va, vb)
+
+
+REGULAR = [
+    hist.axis.Regular(100, 0, 200),
+    hist.axis.Regular(100, 15, 60),
+    hist.axis.Regular(24, -1.2, 1.2),
+    hist.axis.Regular(40, 91.1876 - 10, 91.1876 + 10),
+    hist.axis.Regular(7, 0.1, 0.7),
+    hist.axis.Regular(3, -1e-3, 2.7e-3),
+    hist.axis.Regular(10, 0, 1, underflow=False),
+    hist.axis.Regular(10, 0, 1, overflow=False),
+    hist.axis.Regular(13, -3.3, 7.1, underflow=False, overflow=False),
+]
+
+
+@pytest.mark.parametrize("axis", REGULAR, ids=repr)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_regular_axis_edges_and_flow(axis, dtype):
+    values = edge_values(axis, dtype)
+    same(fill(hist.Hist(axis), values), hist.Hist(axis).fill(values))
+
+
+@pytest.mark.parametrize("axis", REGULAR[:3], ids=repr)
+def test_regular_axis_weights_mask_and_weight_storage(axis):
+    values = edge_values(axis, np.float32)
+    weights = RNG.normal(1, 0.5, len(values))
+    mask = RNG.random(len(values)) < 0.6
+    same(
+        fill(hist.Hist(axis), values, weight=weights, where=mask),
+        hist.Hist(axis).fill(values[mask], weight=weights[mask]),
+    )
+    same(
+        fill(hist.Hist(axis), values, where=mask),
+        hist.Hist(axis).fill(values[mask]),
+    )
+    for weight in (None, weights, 2.5):
+        ours = fill(hist.Hist(axis, storage=hist.storage.Weight()), values, weight=weight)
+        theirs = hist.Hist(axis, storage=hist.storage.Weight())
+        theirs.fill(values) if weight is None else theirs.fill(values, weight=weight)
+        same(ours, theirs)
+
+
+def test_integer_dtypes_on_a_regular_axis():
+    axis = hist.axis.Regular(10, -5, 5)
+    for dtype in (np.int32, np.int64, np.uint16, np.int8):
+        values = RNG.integers(-8 if np.dtype(dtype).kind == "i" else 0, 9, 1000).astype(dtype)
+        same(fill(hist.Hist(axis), values), hist.Hist(axis).fill(values))
+
+
+VARIABLE = [
+    hist.axis.Variable([20, 25, 30, 35, 40, 45, 50, 60, 80, 120, 200]),
+    hist.axis.Variable([-1.5, -0.3, 0.0, 0.2, 2.0], underflow=False),
+    hist.axis.Variable([-1.5, -0.3, 0.0, 0.2, 2.0], overflow=False),
+    hist.axis.Variable([0.1, 0.7, 1.3], underflow=False, overflow=False),
+]
+
+
+@pytest.mark.parametrize("axis", VARIABLE, ids=repr)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_variable_axis_edges_and_flow(axis, dtype):
+    values = edge_values(axis, dtype)
+    same(fill(hist.Hist(axis), values), hist.Hist(axis).fill(values))
+
+
+INTEGER = [
+    hist.axis.Integer(-2, 3),
+    hist.axis.Integer(-2, 3, underflow=False, overflow=False),
+    hist.axis.Integer(1, 13, underflow=False),
+    hist.axis.Integer(1, 5, overflow=False),
+]
+
+
+@pytest.mark.parametrize("axis", INTEGER, ids=repr)
+@pytest.mark.parametrize("dtype", [np.int32, np.int16, np.uint8])
+def test_integer_axis_and_flow(axis, dtype):
+    low = -6 if np.dtype(dtype).kind == "i" else 0
+    values = RNG.integers(low, 16, 3000).astype(dtype)
+    same(fill(hist.Hist(axis), values), hist.Hist(axis).fill(values))
+
+
+def dt_like_histogram(variable: bool) -> hist.Hist:
+    second = (
+        hist.axis.Variable([20, 25, 30, 35, 40, 45, 50, 60, 80, 120, 200], name="pt")
+        if variable
+        else hist.axis.Regular(24, -1.2, 1.2, name="eta")
+    )
+    return hist.Hist(
+        hist.axis.StrCategory(["all", "fiducial"], name="selection"),
+        hist.axis.Integer(-2, 3, name="wheel", underflow=False, overflow=False),
+        second,
+        hist.axis.Integer(1, 5, name="station", underflow=False, overflow=False),
+        hist.axis.Boolean(name="passed"),
+    )
+
+
+@pytest.mark.parametrize("variable", [True, False])
+def test_categories_many_axes_and_masks(variable):
+    n = 20_000
+    wheel = RNG.integers(-3, 4, n).astype(np.int32)
+    station = RNG.integers(0, 6, n).astype(np.int32)
+    passed = RNG.random(n) < 0.9
+    x = (
+        RNG.uniform(10, 250, n).astype(np.float32)
+        if variable
+        else RNG.uniform(-1.5, 1.5, n).astype(np.float32)
+    )
+    x[:50] = np.nan
+    x[50:60] = 20 if variable else -1.2
+    fiducial = RNG.random(n) < 0.5
+    values = (wheel, x, station, passed)
+    theirs = dt_like_histogram(variable)
+    theirs.fill("all", *values)
+    theirs.fill("fiducial", *(v[fiducial] for v in values))
+    theirs.fill("nowhere", *values)  # to the category axis' overflow bin
+    grouped = fill_categories(
+        dt_like_histogram(variable), {"all": None, "fiducial": fiducial, "nowhere": None}, *values
+    )
+    one_by_one = dt_like_histogram(variable)
+    fill(one_by_one, "all", *values)
+    fill(one_by_one, "fiducial", *values, where=fiducial)
+    fill(one_by_one, "nowhere", *values)
+    same(grouped, theirs)
+    same(one_by_one, theirs)
+
+
+def test_what_it_does_not_compile_goes_to_boost_histogram():
+    values = RNG.uniform(-1, 12, 1000)
+    for axis in (
+        hist.axis.Regular(10, 1, 10, transform=hist.axis.transform.log),
+        hist.axis.Regular(10, 0, 10, circular=True),
+        hist.axis.Regular(10, 0, 10, growth=True),
+    ):
+        same(fill(hist.Hist(axis), values), hist.Hist(axis).fill(values))
+    axis = hist.axis.Regular(10, 0, 10)
+    storage = hist.storage.Int64
+    same(
+        fill(hist.Hist(axis, storage=storage()), values),
+        hist.Hist(axis, storage=storage()).fill(values),
+    )
+    with pytest.raises(TypeError):  # as boost-histogram: integer axes take integers
+        fill(hist.Hist(hist.axis.Integer(0, 10)), values)
+    empty = np.array([], dtype=np.float32)
+    same(fill(hist.Hist(axis), empty), hist.Hist(axis).fill(empty))
+
+
+@pytest.mark.parametrize("flow", [(True, True), (False, False)])
+def test_a_variable_axis_with_many_edges(flow):
+    axis = hist.axis.Variable(
+        np.cumsum(RNG.uniform(0.1, 1, 200)), underflow=flow[0], overflow=flow[1]
+    )
+    values = edge_values(axis, np.float32)
+    same(fill(hist.Hist(axis), values), hist.Hist(axis).fill(values))
