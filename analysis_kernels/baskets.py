@@ -268,7 +268,7 @@ class TreeReader:
                 except Exception as err:
                     why = str(err) if isinstance(err, Damaged) else f"{type(err).__name__}: {err}"
                     raise InputError(
-                        f"branch {name!r}: damaged basket ({why})",
+                        f"cannot read or decompress branch {name!r}: damaged basket ({why})",
                         file=self.path,
                         entry_start=entry_start,
                         entry_stop=entry_stop,
