@@ -30,6 +30,9 @@ USER_ACCOUNT = "facility-user"
 DASK_TLS_SECRET = "dask-tls"
 TOKEN_SECRET = "iam-token"
 DASK_PORTS = (8786, 8787, 8788)
+"""The scheduler's, its dashboard's and a worker's dashboard: what the dask operator may reach.
+A user's own pods reach her Dask pods on every port: workers and nannies listen on ports Dask
+picks at start, and the scheduler, the other workers and her client connect to them there."""
 SERVER_PORT = 8888
 OPERATOR_NAME = "dask-kubernetes-operator"
 # The chart's XCache pods (charts/analysis-facility/templates/xcache), in the facility's namespace.
@@ -103,8 +106,8 @@ def _network_policies(
     xcache_ports: list[int],
 ) -> list[dict]:
     """Ingress into the user's namespace: servers from the hub and proxy, Dask pods from the
-    user's own pods and the dask operator; nothing else. Peers outside the namespace are
-    selected by namespace and pod together, so a label a user puts on a pod of their own never
+    user's own pods (any port) and the dask operator (``DASK_PORTS``); nothing else. Peers
+    outside the namespace are selected by namespace and pod together, so a label a user puts on a pod of their own never
     passes for the operator, hub or proxy (users cannot make pods in the facility's namespace).
 
     Egress, as z2jh's for its servers: DNS, the user's own namespace, the hub's API, the
@@ -173,7 +176,7 @@ def _network_policies(
             "dask-from-owner-and-operator",
             dask,
             [
-                {"from": [{"podSelector": {}}], "ports": tcp(*DASK_PORTS)},
+                {"from": [{"podSelector": {}}]},
                 {
                     "from": [facility_pods("app.kubernetes.io/name", [OPERATOR_NAME])],
                     "ports": tcp(*DASK_PORTS),

@@ -264,6 +264,14 @@ class LocalFacility:
         if self.storage_server:
             self.storage_server.stop()
 
+    def restart_hub(self) -> None:
+        """Stop JupyterHub and start it again, the IAM and storage left running: what a
+        hub pod's restart is on Kubernetes (the IAM keeps its sessions and refresh tokens)."""
+        [hub] = [p for p in self.processes if p.args[1:3] == ["-m", "jupyterhub"]]
+        self.processes.remove(hub)
+        stop_in_reverse([hub], timeout=30)
+        self._start_hub()
+
     def __enter__(self) -> LocalFacility:
         return self.start()
 

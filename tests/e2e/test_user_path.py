@@ -144,13 +144,6 @@ print(json.dumps({{
 MARKER = "/tmp/e2e-run-under-way"
 
 
-@pytest.mark.xfail(
-    reason="open defect (issue 13): on the real node her kernel's TLS connections to her "
-    "scheduler break a few seconds after they open (BrokenPipe in get_versions, or 'Client "
-    "lost the connection to the scheduler' mid-run) in every run here; the scheduler, the "
-    "workers and her client all start and register, and the dashboard, isolation and "
-    "lifecycle tests that use this cluster pass. Not yet understood; see the README."
-)
 def test_her_kube_cluster_runs_ds_as_the_serial_run_through_a_killed_worker(node, kube_hub, users):
     """Scheduler and two workers are pods of the analysis image; versions agree; one worker
     pod is force-deleted while tasks run, and the result is bin for bin the serial run's."""
@@ -233,17 +226,31 @@ def _pod_ips(node, namespace: str, selector: str) -> list[str]:
     return [p["status"]["podIP"] for p in pods(node, namespace, selector) if _ready(p)]
 
 
-def test_bobs_pods_cannot_reach_alices_scheduler_dashboard_or_server(node, users):
-    """Enforced by Cilium on real pods (Dask's TCP has no authentication of its own): bob's
-    server cannot open a connection to alice's scheduler (8786), dashboard (8787) or server
-    (8888); her own server can, and so can the dask operator's pod; a pod in the facility's
-    namespace without the operator's label cannot."""
+LISTENING = (
+    "print(*{int(line.split()[1].split(':')[1], 16) for line in open('/proc/net/tcp')"
+    " .readlines()[1:] if line.split()[3] == '0A'})"
+)
+
+
+def test_bobs_pods_cannot_reach_alices_scheduler_workers_dashboard_or_server(node, users):
+    """Enforced by Cilium on real pods: bob's server cannot open a connection to alice's
+    scheduler (8786), dashboard (8787), server (8888), nor to any port her worker listens on
+    (its Dask and nanny ports, which Dask picks at start); her own server can, and so can the
+    dask operator's pod reach her scheduler; a pod in the facility's namespace without the
+    operator's label cannot."""
     users["bob"].start_server(timeout=300)
     [scheduler] = _pod_ips(node, ALICE, f"{OWNER_LABEL}=alice,dask.org/component=scheduler")
     [server] = _pod_ips(node, ALICE, "component=singleuser-server")
     for port in (8786, 8787):
         assert connects(node, ALICE, "jupyter-alice", scheduler, port), f"alice to her {port}"
         assert not connects(node, BOB, "jupyter-bob", scheduler, port), f"bob reached {port}"
+    worker = pods(node, ALICE, f"{OWNER_LABEL}=alice,dask.org/component=worker")[0]
+    name, address = worker["metadata"]["name"], worker["status"]["podIP"]
+    ports = exec_in(node, ALICE, name, "python3", "-c", LISTENING).split()
+    assert len(ports) >= 2, f"her worker listens on {ports}"
+    for port in map(int, ports):
+        assert connects(node, ALICE, "jupyter-alice", address, port), f"alice to her {port}"
+        assert not connects(node, BOB, "jupyter-bob", address, port), f"bob reached {port}"
     assert not connects(node, BOB, "jupyter-bob", server, 8888), "bob reached alice's server"
     [operator] = pods(node, NAMESPACE, "app.kubernetes.io/name=dask-kubernetes-operator")
     operator_name = operator["metadata"]["name"]
@@ -356,8 +363,8 @@ def test_her_home_outlives_server_hub_and_upgrade_and_her_dask_pods_die_with_her
     assert exec_in(node, ALICE, "jupyter-alice", "cat", "/home/jovyan/kept.txt").strip() == "kept"
 
     uid = get(node, "pod", "jupyter-alice", ALICE)["metadata"]["uid"]
-    kube_hub.stop()  # as z2jh's hub, it leaves servers running (cleanup_servers off)
-    kube_hub.start()
+    # As z2jh's hub pod restarts: the IAM keeps running, her servers too (cleanup_servers off).
+    kube_hub.restart_hub()
     alice.start_server(timeout=300)
     assert get(node, "pod", "jupyter-alice", ALICE)["metadata"]["uid"] == uid
     assert exec_in(node, ALICE, "jupyter-alice", "cat", "/home/jovyan/kept.txt").strip() == "kept"
