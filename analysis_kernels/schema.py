@@ -16,7 +16,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from analysis_kernels import baskets, grid
+from analysis_kernels import baskets, grid, xz
 from analysis_kernels.errors import InputError
 
 TREE = "Events"
@@ -79,6 +79,7 @@ def _open(path: str):
     # Local files through a memory map: less CPU per basket than the fsspec default (measured
     # in benchmarks/read_path.py). Never serve arrays from memory: I/O is measured. Grid URLs
     # with the user's token (analysis_kernels.grid).
+    xz.install()  # uproot's own reads (fallbacks, lazy columns) decode LZMA with xz 5.8 too
     if grid.is_remote(path):
         file = grid.open_root(path, array_cache=None)
     else:

@@ -124,7 +124,7 @@ def decompress(data: bytes, size: int) -> bytes:
     return out
 
 
-_original_uproot_decompress = None
+ORIGINAL = "_facility_uproot_decompress"  # where install() keeps uproot's own
 
 
 def install() -> bool:
@@ -135,14 +135,14 @@ def install() -> bool:
     blocks to, so the I/O floor and every uproot read path gain it. Returns whether the fast
     library is in use (with Python's ``lzma`` there is nothing to gain, and uproot keeps its
     own, cramjam's xz 5.2: about as fast as 5.4.1)."""
-    global _original_uproot_decompress
     if BACKEND == "lzma":
         return False
     import uproot.compression
 
     cls = uproot.compression._DecompressLZMA
-    if _original_uproot_decompress is None:
-        _original_uproot_decompress = cls.decompress
+    # uproot's own is kept on its class, not here: a reloaded module would lose track of it
+    if ORIGINAL not in cls.__dict__:
+        setattr(cls, ORIGINAL, cls.decompress)
 
     def decompress_lzma(self, data, uncompressed_bytes=None):
         if uncompressed_bytes is None:  # uproot's public API allows it; ROOT blocks have it
@@ -155,12 +155,12 @@ def install() -> bool:
 
 def uninstall() -> None:
     """Give uproot back its own LZMA decompression."""
-    global _original_uproot_decompress
-    if _original_uproot_decompress is not None:
-        import uproot.compression
+    import uproot.compression
 
-        uproot.compression._DecompressLZMA.decompress = _original_uproot_decompress
-        _original_uproot_decompress = None
+    cls = uproot.compression._DecompressLZMA
+    if ORIGINAL in cls.__dict__:
+        cls.decompress = cls.__dict__[ORIGINAL]
+        delattr(cls, ORIGINAL)
 
 
 def blocks(path: str, codec: bytes = b"XZ") -> list[tuple[bytes, int]]:

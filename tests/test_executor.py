@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 
+import numpy as np
 import pytest
 
 from analysis_kernels import run
@@ -258,3 +259,22 @@ def test_worker_killed_mid_batch_changes_nothing(datasets):
     assert 0 < warm.bytes_read < cold.bytes_read  # the lost batch was read again, elsewhere
     assert warm.complete and warm.events_processed == serial.events_total
     same_output(serial.output, warm.output)
+
+
+def test_the_column_cache_counts_the_buffers_kept_columns_hold(monkeypatch):
+    """The lean reader puts all of a chunk's arrays in one buffer: two columns of it hold the
+    whole buffer, and the cache's budget counts that, once, not the columns' own sizes."""
+    from analysis_kernels.executor import cache
+
+    chunk = np.zeros(4000, np.uint8)
+    kept = (chunk[:400].view(np.float32), chunk[400:800])
+    assert cache.retained_bytes(kept) == 4000
+    monkeypatch.setenv("FACILITY_CACHE_BYTES", "6000")
+    cache.clear()
+    try:
+        cache.put(("first",), kept)
+        cache.put(("second",), (np.zeros(4000, np.uint8)[:10],))
+        assert cache.get(("first",)) is None, "over budget by what is held: the oldest goes"
+        assert cache.get(("second",)) is not None
+    finally:
+        cache.clear()

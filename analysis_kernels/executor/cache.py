@@ -10,10 +10,14 @@ compiled kernel), so that a re-run goes straight to the computation.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections import OrderedDict
 from typing import Any
+
+import awkward as ak
+import numpy as np
 
 from analysis_kernels.schema import file_version
 
@@ -45,10 +49,36 @@ def holds(k: tuple) -> bool:
     return k in _entries
 
 
+def _arrays(columns: Any):
+    """The numpy arrays an awkward array, a dataclass or a tuple of them holds."""
+    if isinstance(columns, np.ndarray):
+        yield columns
+    elif isinstance(columns, ak.Array):
+        yield from ak.to_buffers(columns)[2].values()
+    elif dataclasses.is_dataclass(columns):
+        for f in dataclasses.fields(columns):
+            yield from _arrays(getattr(columns, f.name))
+    elif isinstance(columns, (tuple, list)):
+        for item in columns:
+            yield from _arrays(item)
+
+
+def retained_bytes(columns: Any) -> int:
+    """The memory that keeping ``columns`` holds: the buffers their arrays are views of (the
+    lean reader puts all of a chunk's arrays in one buffer, so a few kept columns hold all of
+    it), each counted once."""
+    owners: dict[int, int] = {}
+    for array in _arrays(columns):
+        while isinstance(array.base, np.ndarray):
+            array = array.base
+        owners[id(array)] = array.nbytes
+    return sum(owners.values())
+
+
 def put(k: tuple, columns: Any) -> None:
-    """Keep ``columns`` (anything with ``nbytes``) under ``k``; evict beyond the budget."""
+    """Keep ``columns`` under ``k``, counted by what they hold; evict beyond the budget."""
     global _total
-    size, limit = int(columns.nbytes), budget()
+    size, limit = retained_bytes(columns), budget()
     with _lock:
         if k in _entries:
             _total -= _sizes.pop(k)
