@@ -66,14 +66,6 @@ def tls_environment(mount: str = TLS_MOUNT) -> dict[str, str]:
     env = {
         "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True",
         "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": cert,
-        # TLS 1.2, not 1.3: with 1.3 a client's handshake completes before the scheduler has
-        # checked its certificate, and on a loaded node (analysis image: Python 3.13, OpenSSL
-        # 3.5) about one new cluster in four had a fresh connection reset by the scheduler's
-        # kernel just after it opened, with nothing in its log: the client saw BrokenPipeError
-        # outside Dask's connect retries. With 1.2 a failed handshake fails connect(), which
-        # retries (our reading of it); no such reset in six clusters started the same way
-        # (README, End to end on the real node).
-        "DASK_DISTRIBUTED__COMM__TLS__MAX_VERSION": "1.2",
     }
     for role in ("SCHEDULER", "WORKER", "CLIENT"):
         env[f"DASK_DISTRIBUTED__COMM__TLS__{role}__CERT"] = cert

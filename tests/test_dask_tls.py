@@ -6,7 +6,6 @@ lets through (issue 11, rows 8 and 9)."""
 from __future__ import annotations
 
 import asyncio
-import ssl
 from pathlib import Path
 
 import dask
@@ -83,21 +82,3 @@ def tls_config(folder: Path) -> dict:
         "distributed.comm.tls.client.cert": cert,
         "distributed.comm.tls.client.key": key,
     }
-
-
-def test_the_scheduler_speaks_tls_1_2_and_refuses_a_tls_1_3_only_client(alices_cluster):
-    """The pods' settings pin TLS 1.2 (see ``tls_environment``): her client negotiates it, and
-    a client that offers only TLS 1.3 fails the handshake instead of connecting."""
-
-    async def protocol(minimum: ssl.TLSVersion) -> str:
-        args = security(alices_cluster["alice"]).get_connection_args("client")
-        args["ssl_context"].maximum_version = ssl.TLSVersion.MAXIMUM_SUPPORTED
-        args["ssl_context"].minimum_version = minimum
-        comm = await connect(alices_cluster["address"], timeout=5, **args)
-        version = comm.extra_info["cipher"][1]
-        await comm.close()
-        return version
-
-    assert asyncio.run(protocol(ssl.TLSVersion.TLSv1_2)) == "TLSv1.2"
-    with pytest.raises((OSError, asyncio.TimeoutError)):
-        asyncio.run(protocol(ssl.TLSVersion.TLSv1_3))
