@@ -28,7 +28,7 @@ import struct
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import awkward as ak
@@ -470,3 +470,18 @@ def reader(tree, path: str) -> TreeReader | None:
         while len(_READERS) > MAX_READERS:
             _READERS.popitem(last=False)
     return made
+
+
+def stored_payloads(file, branch) -> Iterator[tuple[bytes, int]]:
+    """Each basket of ``branch`` as stored in the open binary ``file`` (read at its key): the
+    compressed payload and its uncompressed size, for the raw-decompression benchmark and the
+    codec tests (a payload as long as its size is stored uncompressed)."""
+    seeks = branch.member("fBasketSeek")
+    for i in range(branch.num_baskets):
+        file.seek(int(seeks[i]))
+        head = file.read(18)
+        nbytes = int.from_bytes(head[0:4], "big")
+        objlen = int.from_bytes(head[6:10], "big")
+        keylen = int.from_bytes(head[14:16], "big")
+        file.seek(int(seeks[i]) + keylen)
+        yield file.read(nbytes - keylen), objlen

@@ -169,19 +169,13 @@ def blocks(path: str, codec: bytes = b"XZ") -> list[tuple[bytes, int]]:
     benchmark below; read at each basket's key, as ROOT stores them)."""
     import uproot
 
+    from analysis_kernels.baskets import stored_payloads
+
     out = []
     with uproot.open(path) as file, open(path, "rb") as f:
         tree = file["Events"]
         for branch in tree.itervalues(recursive=True):
-            seeks = branch.member("fBasketSeek")
-            for i in range(branch.num_baskets):
-                f.seek(int(seeks[i]))
-                head = f.read(18)
-                nbytes = int.from_bytes(head[0:4], "big")
-                objlen = int.from_bytes(head[6:10], "big")
-                keylen = int.from_bytes(head[14:16], "big")
-                f.seek(int(seeks[i]) + keylen)
-                payload = f.read(nbytes - keylen)
+            for payload, objlen in stored_payloads(f, branch):
                 pos = 0
                 while len(payload) != objlen and pos < len(payload):  # else stored as is
                     csize = int.from_bytes(payload[pos + 3 : pos + 6], "little")

@@ -11,7 +11,8 @@ import lzma
 import zlib
 from collections.abc import Callable
 
-from analysis_kernels import get_analysis, run
+from analysis_kernels import get_analysis, run, xz
+from analysis_kernels.baskets import stored_payloads
 from analysis_kernels.executor import DEFAULT_CHUNK_SIZE
 from analysis_kernels.executor.chunks import plan
 from analysis_kernels.schema import open_tree, read_chunk
@@ -79,19 +80,9 @@ def basket_blocks(files: list[str], branches: list[str]) -> list[tuple[bytes, by
         tree = open_tree(path)
         with open(path, "rb") as f:
             for name in branches:
-                branch = tree[name]
-                seeks = branch.member("fBasketSeek")
-                for i in range(branch.num_baskets):
-                    f.seek(int(seeks[i]))
-                    head = f.read(18)
-                    nbytes = int.from_bytes(head[0:4], "big")
-                    objlen = int.from_bytes(head[6:10], "big")
-                    keylen = int.from_bytes(head[14:16], "big")
-                    f.seek(int(seeks[i]) + keylen)
-                    payload = f.read(nbytes - keylen)
-                    if len(payload) == objlen:  # stored uncompressed
-                        continue
-                    blocks += _split(payload)
+                for payload, objlen in stored_payloads(f, tree[name]):
+                    if len(payload) != objlen:  # else stored uncompressed
+                        blocks += _split(payload)
     return blocks
 
 
@@ -109,7 +100,8 @@ def _split(payload: bytes) -> list[tuple[bytes, bytes, int]]:
 
 def decompressors(library: str) -> dict[bytes, Callable[[bytes, int], object]]:
     """Block decompressors by ROOT algorithm code: ``cramjam`` (what uproot calls) or the
-    codecs' reference Python bindings (zstandard, lz4, the standard library's lzma and zlib)."""
+    fastest bindings the facility has (zstandard, lz4, zlib, and xz 5.8 through
+    :mod:`analysis_kernels.xz`, as ROOT's own liblzma)."""
     if library == "cramjam":
         import cramjam
 
@@ -126,7 +118,7 @@ def decompressors(library: str) -> dict[bytes, Callable[[bytes, int], object]]:
     return {
         b"ZS": lambda b, n: zstd.decompress(b, max_output_size=n),
         b"L4": lambda b, n: lz4.block.decompress(b, uncompressed_size=n),
-        b"XZ": lambda b, n: lzma.decompress(b),
+        b"XZ": xz.decompress,
         b"ZL": lambda b, n: zlib.decompress(b),
     }
 
