@@ -208,17 +208,5 @@ test-fast: lint $(NODE_STAMP) $(XROOTD) $(HELM)
 bench: $(STAMP) $(K8S_STAMP) $(HELM) $(NODE_STAMP) $(XROOTD)
 	$(PY) -m benchmarks.run
 
-# ---- xz: a liblzma >= 5.6 for ROOT's LZMA baskets (analysis_kernels/xz.py, issue 16) ----
-# The PyPI wheel lzma-mt links xz 5.8 statically: it decodes LZMA as fast as ROOT's builtin
-# liblzma, 1.6x faster than the system's 5.4.1 behind Python's lzma. Wheels only; where none
-# installs, analysis_kernels.xz falls back to Python's lzma, so the step never fails a target.
-XZ_STAMP := $(VENV)/.xz-lzma-mt-0.2.1
-$(XZ_STAMP): | $(STAMP)
-	$(PY) -m pip install --quiet --only-binary lzma-mt lzma-mt==0.2.1 \
-	  || echo "lzma-mt: no wheel here; analysis_kernels.xz uses Python's lzma"
-	touch $@
-install run analyze test test-fast bench: $(XZ_STAMP)
-# ---- end xz ----
-
 clean:
 	rm -rf $(VENV) output .pytest_cache .ruff_cache $(NODE_DIR)/node_modules

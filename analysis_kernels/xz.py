@@ -32,8 +32,8 @@ and build flags are not told apart here). So :func:`decompress` uses the PyPI wh
 ``lzma-mt`` (a Cython port of CPython's ``_lzma`` with xz 5.8 linked statically; single
 threaded here: with ``threads=1`` it runs the same liblzma decoder the stdlib does), and falls back to
 Python's ``lzma`` where that wheel is missing or links an xz older than 5.6 (a source build
-against the system's library). ``make`` installs the wheel into the venv (the ``xz`` block of
-the Makefile); the output is byte-for-byte ``lzma.decompress``'s.
+against the system's library). It is a dependency of the package and pinned in the images'
+lock; the output is byte-for-byte ``lzma.decompress``'s.
 
 :func:`install` makes uproot's own LZMA blocks (``uproot.compression.LZMA`` and the
 decompressor uproot's reader dispatches ``XZ`` blocks to) go through :func:`decompress` too;
