@@ -72,9 +72,12 @@ def process_chunk(
     )
 
 
-def _builtin_key(name: str, chunk: Chunk, branches, prepare) -> tuple:
-    form = name if prepare is not None else ""
+def _chunk_key(chunk: Chunk, branches, form: str = "") -> tuple:
     return column_cache.key(chunk.file, chunk.entry_start, chunk.entry_stop, branches, form)
+
+
+def _builtin_key(name: str, chunk: Chunk, branches, prepare) -> tuple:
+    return _chunk_key(chunk, branches, name if prepare is not None else "")
 
 
 def process_batch(chunks: list[Chunk], **task) -> list[ChunkOutcome]:
@@ -101,10 +104,7 @@ def held_chunks(
     if isinstance(analysis, user.UserAnalysis):
         if analysis.schema == "nanoaod" or not analysis.columns:
             return []
-        keys = [
-            (c, column_cache.key(c.file, c.entry_start, c.entry_stop, analysis.columns))
-            for c in chunks
-        ]
+        keys = [(c, _chunk_key(c, analysis.columns)) for c in chunks]
     else:
         spec = get_analysis(analysis)
         branches = spec.branches_for(params)
@@ -148,7 +148,7 @@ def _from_storage(err: BaseException) -> bool:
 
 def _declared(columns, source, chunk: Chunk, cache: bool) -> tuple:
     """Declared columns, from the worker's cache or from storage: events and bytes read."""
-    key = column_cache.key(chunk.file, chunk.entry_start, chunk.entry_stop, columns)
+    key = _chunk_key(chunk, columns)
     events = column_cache.get(key) if cache else None
     if events is not None:
         return events, 0
