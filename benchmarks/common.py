@@ -57,8 +57,18 @@ def machine() -> dict:
     }
 
 
+def _unused(path: Path) -> Path:
+    """``path``, or the first of ``NAME-2``, ``NAME-3``, ... not taken: a second run on the same
+    day keeps the first one's results, so the two can be compared (:mod:`benchmarks.compare`)."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
+
+
 def save(name: str, data: dict) -> Path:
-    path = results_dir() / f"{name}.json"
+    path = _unused(results_dir() / f"{name}.json")
     path.write_text(json.dumps({"machine": machine(), **data}, indent=1, default=float))
     return path
 

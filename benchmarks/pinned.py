@@ -7,9 +7,11 @@ the same core; each warms up (imports, JIT compilation, open files, page cache) 
 waits. In each round the parent asks every process in turn for one run of at least
 ``min_run_s`` seconds (as many calls as fit), so the systems' runs alternate in time: a
 period when the machine is busy slows every system, not the one that happened to be
-measured then. Each run reports the wall and the CPU time per call. On a quiet machine the
-two agree (CPU/wall near 1); on a shared one the process CPU time is the figure that other
-tenants disturb least.
+measured then. Each run reports the wall and the CPU time per call; a system's runs are kept
+in round order (``all_s``), so run ``i`` of every system of one call is from the same round,
+and a ratio of two systems can be taken round by round (:func:`benchmarks.throughput.ratios`).
+On a quiet machine the two agree (CPU/wall near 1); on a shared one the process CPU time is
+the figure that other tenants disturb least.
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ def _read(proc: subprocess.Popen, log, prefix: str, name: str) -> str:
 
 def measure_together(specs: dict[str, dict], runs: int, cpu: int | None = None) -> dict:
     """One pinned process per spec (system, analysis, files, params, chunk_size,
-    min_run_s), their runs interleaved over ``runs`` rounds; results by spec name."""
+    min_run_s), their runs interleaved over ``runs`` rounds; results by spec name, each
+    system's runs in round order."""
     cpu = core() if cpu is None else cpu
     with contextlib.ExitStack() as stack:
         # stderr to files: a chatty child never blocks on a full pipe

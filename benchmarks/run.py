@@ -1,8 +1,10 @@
 """``make bench``: every study in one invocation, peers measured beside ours.
 
-Results: ``benchmarks/results/<date>/`` (JSON per study, PNG figures, ``summary.md`` with the
-throughput table and the targets). At the defaults the throughput table alone takes about 75
-minutes on 2 cores (3 codecs x 11 analyses, 5 interleaved rounds of at least 3 s per
+Results: ``benchmarks/results/<date>/`` (JSON per study, a later run on the same day's as
+``NAME-2.json``, ``NAME-3.json``, ...; PNG figures and ``summary.md``, with the throughput
+table and the targets, are the last run's). ``python -m benchmarks.compare`` compares the
+ratios of the last two throughput runs. At the defaults the throughput table alone takes
+about 75 minutes on 2 cores (3 codecs x 11 analyses, 5 interleaved rounds of at least 3 s per
 system); ``--scale`` multiplies every dataset size.
 """
 
@@ -41,10 +43,14 @@ def _rate(row: dict | None) -> str:
     return f"{row['events_per_s_per_core'] / 1e6:.3g}"
 
 
-def _ratio(value: float | None, quoted: bool, suffix: str = "") -> str:
-    if value is None:
+def _ratio(ratio: dict | None, suffix: str = "") -> str:
+    """A paired ratio (median of the per-round ratios); one whose per-round values spread too
+    much is not quoted, whether or not its rows are."""
+    if ratio is None:
         return "-"
-    return f"{value:.2f}{suffix}" if quoted else "n.q."
+    if not ratio["quoted"]:
+        return f"n.q. ({100 * ratio['spread']:.0f}%)"
+    return f"{ratio['value']:.2f}{suffix}"
 
 
 def _table(result: dict, codec: str) -> list[str]:
@@ -53,22 +59,22 @@ def _table(result: dict, codec: str) -> list[str]:
     lines = [
         f"Codec {codec}, one pinned core, {result['events']} events (seed analyses), "
         f"{result['adl_events']} (ADL); {result['clock']} time, median of {result['runs']} runs of at least "
-        f"{result['min_run_s']:g} s; Mev/s, n.q. = not quoted (min-max spread over "
-        f"{100 * result['max_spread']:.0f}%):",
+        f"{result['min_run_s']:g} s; Mev/s; ratios: median of the per-round ratios of the "
+        f"systems' paired runs; n.q. = not quoted (min-max spread of the runs, or of a ratio's "
+        f"per-round values, over {100 * result['max_spread']:.0f}%):",
         "",
         "| analysis | ours | RDataFrame | coffea | I/O floor | raw decompr. | ours vs RDF | ours vs coffea | ours / floor (time) | floor / raw (speed) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for analysis in dict.fromkeys(r["analysis"] for r in rows):
         by = {r["system"]: r for r in rows if r["analysis"] == analysis}
-        q = {s: r["quoted"] for s, r in by.items()}
         k = ratios[(analysis, codec)]
         cells = [_rate(by.get(s)) for s in SYSTEM_COLUMNS]
         cells += [
-            _ratio(k["vs_rdataframe"], q["ours"] and q["rdataframe"], "x"),
-            _ratio(k["vs_coffea"], q["ours"] and q.get("coffea", False), "x"),
-            _ratio(k["over_floor"], q["ours"] and q["io-floor"]),
-            _ratio(k["floor_of_raw"], q["io-floor"] and q["raw"]),
+            _ratio(k.get("vs_rdataframe"), "x"),
+            _ratio(k.get("vs_coffea"), "x"),
+            _ratio(k.get("over_floor")),
+            _ratio(k.get("floor_of_raw")),
         ]
         lines.append(f"| {analysis} | {' | '.join(cells)} |")
     return lines
@@ -76,24 +82,18 @@ def _table(result: dict, codec: str) -> list[str]:
 
 def _worst(ratios: dict, key: str, codecs: set[str], analyses=None, highest=False) -> str:
     """The worst quoted ratio among the rows asked for, with where it is."""
-    items = [
+    asked = [
         (v[key], a, c)
         for (a, c), v in ratios.items()
-        if v[key] is not None
-        and v["quoted"]
-        and c in codecs
-        and (analyses is None or a in analyses)
+        if key in v and c in codecs and (analyses is None or a in analyses)
     ]
+    items = [(k["value"], a, c) for k, a, c in asked if k["quoted"]]
     if not items:
-        return "no quoted rows"
+        return "none quoted"
     value, analysis, codec = (max if highest else min)(items)
-    skipped = sum(
-        1
-        for (a, c), v in ratios.items()
-        if not v["quoted"] and c in codecs and (analyses is None or a in analyses)
-    )
+    skipped = len(asked) - len(items)
     return f"worst {value:.2f} ({analysis}, {codec})" + (
-        f"; {skipped} row(s) not quoted" if skipped else ""
+        f"; {skipped} not quoted" if skipped else ""
     )
 
 

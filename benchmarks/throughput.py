@@ -10,10 +10,16 @@ the median is reported with CPU/wall and the min-max spread,
 and a row whose spread exceeds ``MAX_SPREAD`` is marked not quoted. ``clock`` picks the
 figure: wall time (the default, for a quiet machine) or the process CPU time (on a shared
 machine, where other tenants' work inflates the wall time of a pinned process).
+
+A ratio of two systems is taken per round, from that round's two runs, and reported as the
+median of the per-round ratios with their min-max spread: a slow period of the machine slows
+the runs of one round together and cancels in their ratio, where it would widen both rows.
+A ratio is quoted when its own spread is within ``MAX_SPREAD``, whatever the rows' spreads.
 """
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 from analysis_kernels import get_analysis
@@ -25,6 +31,12 @@ from benchmarks.workloads import systems_for
 SEED_ANALYSES = {"ds": {}, "stop": {"n_variations": 20}, "dt": {}}
 ADL_QUERIES = [f"adl_q{i}" for i in range(1, 9)]
 MAX_SPREAD = 0.10
+RATIOS = {  # name: (system, system) whose times per call are divided
+    "vs_rdataframe": ("rdataframe", "ours"),  # ours' speed over RDataFrame's
+    "vs_coffea": ("coffea", "ours"),
+    "over_floor": ("ours", "io-floor"),  # ours' time over the floor's
+    "floor_of_raw": ("raw", "io-floor"),  # the floor's speed over raw decompression's
+}
 
 
 def measure(
@@ -79,6 +91,12 @@ def measure(
                     f"  load {t['loadavg'][0][0]:.2f}",
                     flush=True,
                 )
+            paired = ratios(rows)[(analysis, codec)].items()
+            print(
+                "  "
+                + ", ".join(f"{n} {k['value']:.2f} ({100 * k['spread']:.0f}%)" for n, k in paired),
+                flush=True,
+            )
     result = {
         "rows": rows,
         "events": events,
@@ -92,22 +110,31 @@ def measure(
     return result
 
 
-def ratios(rows: list[dict]) -> dict[tuple[str, str], dict]:
-    """Per (analysis, codec): ours vs RDataFrame and coffea (speed), ours / floor (time),
-    floor speed as a fraction of raw decompression, and whether every row used is quoted."""
-    by: dict[tuple[str, str], dict[str, dict]] = {}
+def paired(numerator: list[float], denominator: list[float]) -> dict:
+    """The median of the per-round ratios and their min-max spread: runs of one round share
+    the machine's slow periods, which cancel in their ratio."""
+    per_round = [n / d for n, d in zip(numerator, denominator, strict=True)]
+    value = statistics.median(per_round)
+    spread = (max(per_round) - min(per_round)) / value
+    return {
+        "value": value,
+        "spread": spread,
+        "quoted": spread <= MAX_SPREAD,
+        "per_round": per_round,
+    }
+
+
+def ratios(rows: list[dict]) -> dict[tuple[str, str], dict[str, dict]]:
+    """Per (analysis, codec), each ratio of :data:`RATIOS` whose two systems were measured,
+    paired round by round (the rows' ``all_s``, in round order)."""
+    runs: dict[tuple[str, str], dict[str, list[float]]] = {}
     for r in rows:
-        by.setdefault((r["analysis"], r["codec"]), {})[r["system"]] = r
-    out = {}
-    for key, s in by.items():
-        t = {name: row["median_s"] for name, row in s.items()}
-        out[key] = {
-            "vs_rdataframe": t["rdataframe"] / t["ours"],
-            "vs_coffea": t["coffea"] / t["ours"] if "coffea" in t else None,
-            "over_floor": t["ours"] / t["io-floor"],
-            "floor_of_raw": t["raw"] / t["io-floor"],
-            "quoted": all(row["quoted"] for row in s.values()),
-            "rates": {name: row["events_per_s_per_core"] for name, row in s.items()},
-            "spreads": {name: row["spread"] for name, row in s.items()},
+        runs.setdefault((r["analysis"], r["codec"]), {})[r["system"]] = r["all_s"]
+    return {
+        key: {
+            name: paired(times[a], times[b])
+            for name, (a, b) in RATIOS.items()
+            if a in times and b in times
         }
-    return out
+        for key, times in runs.items()
+    }

@@ -1,8 +1,11 @@
 """The throughput harness measures what it says: the raw row decompresses the very baskets
-uproot reads, runs last at least their stated length, coffea reads only what a query touches."""
+uproot reads, runs last at least their stated length, coffea reads only what a query touches,
+a ratio is taken round by round, and two runs are compared ratio by ratio."""
 
 from __future__ import annotations
 
+import json
+import statistics
 import time
 
 import pytest
@@ -10,8 +13,12 @@ import pytest
 from analysis_kernels.executor.chunks import expand_inputs
 from analysis_kernels.generate import DatasetSpec, generate_dataset
 from analysis_kernels.schema import open_tree
+from benchmarks import common, compare, run, throughput
 from benchmarks.pinned import measure_together, one_run
 from benchmarks.workloads import basket_blocks, declared, decompressors
+
+STEADY = [1.0, 1.0, 1.0, 1.0, 1.0]
+SLOW_ROUND = [1.0, 1.3, 1.0, 1.0, 1.0]  # the machine busy in round 2
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +69,118 @@ def test_coffea_reads_only_the_branches_the_query_touches(adl_files, query):
     ours = set(declared(f"adl_{query}", {}))
     counters = {f"n{b.split('_')[0]}" for b in ours if not b.startswith("MET_")}
     assert touched - counters == ours
+
+
+def _row(system: str, runs: list[float]) -> dict:
+    """The fields of a Ds, ZSTD throughput row that the ratios and the summary table read."""
+    median = statistics.median(runs)
+    spread = (max(runs) - min(runs)) / median
+    return {
+        "analysis": "ds",
+        "codec": "ZSTD",
+        "system": system,
+        "all_s": runs,
+        "median_s": median,
+        "spread": spread,
+        "quoted": spread <= throughput.MAX_SPREAD,
+        "events_per_s_per_core": 1000 / median,
+    }
+
+
+def _result(rows: list[dict]) -> dict:
+    return {
+        "machine": {"date": "2026-11-23T00:00:00+00:00"},
+        "rows": rows,
+        "events": 1000,
+        "adl_events": 4000,
+        "clock": "wall",
+        "runs": 5,
+        "min_run_s": 3.0,
+        "max_spread": throughput.MAX_SPREAD,
+    }
+
+
+def _scaled(runs: list[float], factor: float) -> list[float]:
+    return [factor * t for t in runs]
+
+
+def test_a_slow_round_for_every_system_leaves_the_ratio_quoted():
+    rows = [
+        _row("ours", SLOW_ROUND),
+        _row("rdataframe", _scaled(SLOW_ROUND, 10)),
+        _row("io-floor", _scaled(SLOW_ROUND, 0.5)),
+        _row("raw", _scaled(SLOW_ROUND, 0.25)),
+    ]
+    ratios = throughput.ratios(rows)[("ds", "ZSTD")]
+    assert set(ratios) == {"vs_rdataframe", "over_floor", "floor_of_raw"}  # no coffea row
+    assert ratios["vs_rdataframe"]["value"] == pytest.approx(10)
+    assert ratios["vs_rdataframe"]["spread"] == pytest.approx(0)
+    assert all(k["quoted"] for k in ratios.values())
+    assert not any(r["quoted"] for r in rows)  # the rows themselves spread 30%
+    table = "\n".join(run._table(_result(rows), "ZSTD"))
+    assert (
+        "| ds | n.q. (30%) | n.q. (30%) | - | n.q. (30%) | n.q. (30%) | 10.00x | - | 2.00 | 0.50 |"
+        in table
+    )
+
+
+def test_a_system_varying_alone_makes_its_ratios_not_quoted():
+    rows = [
+        _row("ours", SLOW_ROUND),  # slow in round 2, the others not
+        _row("rdataframe", _scaled(STEADY, 10)),
+        _row("io-floor", _scaled(STEADY, 0.5)),
+        _row("raw", _scaled(STEADY, 0.25)),
+    ]
+    ratios = throughput.ratios(rows)[("ds", "ZSTD")]
+    assert not ratios["vs_rdataframe"]["quoted"] and not ratios["over_floor"]["quoted"]
+    assert ratios["vs_rdataframe"]["per_round"][1] == pytest.approx(10 / 1.3)
+    assert ratios["floor_of_raw"]["quoted"]
+    table = "\n".join(run._table(_result(rows), "ZSTD"))
+    assert "| n.q. (23%) | - | n.q. (30%) | 0.50 |" in table  # 1 - 10 / 1.3 / 10
+
+
+def _run_file(tmp_path, name: str, ours_over_floor: float):
+    rows = [
+        _row("ours", _scaled(STEADY, ours_over_floor)),
+        _row("rdataframe", _scaled(STEADY, 10)),
+        _row("io-floor", STEADY),
+        _row("raw", _scaled(STEADY, 0.5)),
+    ]
+    path = tmp_path / name
+    path.write_text(json.dumps(_result(rows)))
+    return path
+
+
+def test_two_runs_that_agree_compare_clean(tmp_path, capsys):
+    a, b = _run_file(tmp_path, "a.json", 2.0), _run_file(tmp_path, "b.json", 2.1)
+    assert compare.main([str(a), str(b)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert not [line for line in lines if line.endswith("| DIFFERS |")]
+    assert "0 of 3 ratios differ" in lines
+
+
+def test_a_ratio_differing_over_ten_percent_is_marked_and_fails(tmp_path, capsys):
+    a, b = _run_file(tmp_path, "a.json", 2.0), _run_file(tmp_path, "b.json", 2.5)
+    assert compare.main([str(a), str(b)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    marked = [line for line in lines if line.endswith("| DIFFERS |")]
+    # ours slower: both ratios with ours differ by 2 * 0.5 / 4.5 = 22%, the floor's does not
+    assert [line.split(" | ")[2] for line in marked] == ["vs_rdataframe", "over_floor"]
+    assert "+22.2%" in marked[1] and "2 of 3 ratios differ" in lines
+
+
+def test_a_ratio_one_run_lacks_is_marked(tmp_path):
+    a = _run_file(tmp_path, "a.json", 2.0)
+    result = json.loads(a.read_text())
+    result["rows"] = [r for r in result["rows"] if r["system"] != "raw"]
+    comparison = compare.compare(json.loads(a.read_text()), result)
+    (lacking,) = [c for c in comparison if c["differs"]]
+    assert lacking["ratio"] == "floor_of_raw" and lacking["b"] is None
+
+
+def test_a_second_run_on_the_same_day_keeps_the_first_and_compares_with_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    first = common.save("throughput", {"rows": [], "n": 1})
+    second = common.save("throughput", {"rows": [], "n": 2})
+    assert first != second and json.loads(first.read_text())["n"] == 1
+    assert compare.latest(tmp_path) == [first, second]
