@@ -105,6 +105,55 @@ def test_her_token_file_is_the_hubs_token_and_follows_its_refresh(node, users):
     wait_for(lambda: in_her_pod() == refreshed, "the refreshed token in her pod", timeout=60)
 
 
+# One TLS connection reset by its peer, then a read on a healthy one of the same thread, in
+# the image's Python (stdlib only, alice's mounted Dask certificate): the defect behind the
+# dropped Dask comms on this node, python/cpython#148594.
+STALE_TLS_ERROR = """
+import socket, ssl, struct, threading, time
+cert, key = "/var/run/secrets/facility-dask/tls.crt", "/var/run/secrets/facility-dask/tls.key"
+server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+server_context.load_cert_chain(cert, key)
+client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+client_context.load_verify_locations(cert)
+client_context.check_hostname = False
+listener = socket.create_server(("127.0.0.1", 0))
+clients, servers = [], []
+for _ in range(2):
+    connecting = threading.Thread(target=lambda: clients.append(client_context.wrap_socket(
+        socket.create_connection(listener.getsockname()))))
+    connecting.start()
+    servers.append(server_context.wrap_socket(listener.accept()[0], server_side=True))
+    connecting.join()
+reset, healthy = servers
+clients[0].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+clients[0].close()
+time.sleep(0.2)
+try:
+    for _ in range(10):
+        reset.send(b"x" * 100)
+except OSError:
+    pass
+healthy.setblocking(False)
+try:
+    healthy.recv(10)
+except ssl.SSLWantReadError:
+    print("healthy")
+except OSError as e:
+    print("spurious", repr(e))
+"""
+
+
+def test_a_reset_tls_peer_fails_no_other_connection_in_her_pods(node, users):
+    """Without the image's fix (``python3 -S`` skips the .pth that installs it) the healthy
+    connection fails; with it, it waits for data. If the first assertion fails, the image's
+    Python no longer has the defect and analysis_kernels/ssl_error_queue.py can go."""
+    users["alice"].start_server(timeout=300)
+    unfixed = exec_in(node, ALICE, "jupyter-alice", "python3", "-S", "-c", STALE_TLS_ERROR)
+    assert unfixed.startswith("spurious"), unfixed
+    fixed = exec_in(node, ALICE, "jupyter-alice", "python3", "-c", STALE_TLS_ERROR)
+    assert fixed.strip() == "healthy", fixed
+
+
 KUBE_CLUSTER = """
 import json, os, threading, time
 import numpy as np
@@ -144,13 +193,6 @@ print(json.dumps({{
 MARKER = "/tmp/e2e-run-under-way"
 
 
-@pytest.mark.xfail(
-    reason="open defect (issue 13): in about one new cluster in four on this loaded node, a "
-    "fresh connection from her client (or a worker, or her KubeCluster's API calls) is reset "
-    "by the scheduler pod's kernel seconds after it opens (tcpdump), BrokenPipeError in "
-    "get_versions; TLS 1.2 instead of 1.3 did not stop it. Passes when no reset comes.",
-    strict=False,
-)
 def test_her_kube_cluster_runs_ds_as_the_serial_run_through_a_killed_worker(node, kube_hub, users):
     """Scheduler and two workers are pods of the analysis image; versions agree; one worker
     pod is force-deleted while tasks run, and the result is bin for bin the serial run's."""
