@@ -278,3 +278,39 @@ def test_the_column_cache_counts_the_buffers_kept_columns_hold(monkeypatch):
         assert cache.get(("second",)) is not None
     finally:
         cache.clear()
+
+
+def test_merging_adds_in_place_as_merge_adds(datasets):
+    """The executor adds later chunks in place into histograms it made: the same
+    sums as ``analyses.merge`` in chunk order (nested dicts, numbers, a key that first
+    appears in a later chunk), and every chunk's output left as its analysis returned it."""
+    import copy
+    import functools
+
+    import hist
+
+    from analysis_kernels.analyses import get_analysis, merge
+    from analysis_kernels.executor import _OrderedMerge
+    from analysis_kernels.executor.chunks import expand_inputs, plan
+    from analysis_kernels.executor.task import process_chunk
+
+    def part(i: int) -> dict:
+        h = hist.Hist(hist.axis.Regular(4, 0, 1), storage=hist.storage.Weight())
+        h.fill(np.linspace(0, 1, 5 + i), weight=0.1 * (i + 1))
+        nested = {"h": h, "n": i, "x": 0.1 * i}
+        return {"nested": nested, **({"late": h.copy()} if i else {})}
+
+    chunks, _, _ = plan(expand_inputs(datasets["ds"]), 20_000)
+    params = get_analysis("ds").params({})
+    for parts in (
+        [part(i) for i in range(4)],
+        [process_chunk("ds", c, params).output for c in chunks],
+    ):
+        before = copy.deepcopy(parts)
+        merged = _OrderedMerge()
+        for i in reversed(range(len(parts))):  # all held back until the first arrives
+            merged.add(i, parts[i])
+        expected = functools.reduce(merge, copy.deepcopy(parts))
+        same_output(merged.output, expected)  # nested: == on histograms, exact
+        for kept, now in zip(before, parts, strict=True):
+            same_output(now, kept)

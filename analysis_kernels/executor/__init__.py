@@ -20,10 +20,11 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from boost_histogram import Histogram
 from distributed import Client, as_completed
 from tqdm.auto import tqdm
 
-from analysis_kernels.analyses import ANALYSES, get_analysis, merge
+from analysis_kernels.analyses import ANALYSES, get_analysis
 from analysis_kernels.executor.backends import open_backend
 from analysis_kernels.executor.chunks import Chunk, expand_inputs, plan
 from analysis_kernels.executor.harvest import HarvestSpec, gather
@@ -176,14 +177,42 @@ class _OrderedMerge:
         self.output: dict[str, Any] = {}
         self.pending: dict[int, dict] = {}
         self.next = 0
+        self.owned: set[int] = set()  # ids of the histograms this merge made
 
     def add(self, index: int, output: dict | None) -> None:
         self.pending[index] = output
         while self.next in self.pending:
             part = self.pending.pop(self.next)
             if part is not None:
-                self.output = merge(self.output, part) if self.output else part
+                self.output = _merged(self.output, part, self.owned) if self.output else part
             self.next += 1
+
+
+def _merged(out: dict, part: dict, owned: set[int]) -> dict:
+    """``merge(out, part)``, with histograms added in place once this merge has its own copy.
+
+    ``a + b`` copies ``a`` at every chunk; here only the first addition does (the same sums),
+    and no chunk's output is changed. The histograms in ``owned`` stay in the output, so
+    their ids stay theirs.
+    """
+    out = dict(out)
+    for key, value in part.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(value, dict):
+            out[key] = _merged(out[key], value, owned)
+        elif id(out[key]) in owned:
+            out[key] += value
+        else:
+            out[key] = out[key] + value
+            if isinstance(out[key], Histogram):
+                owned.add(id(out[key]))
+    return out
+
+
+def _progress_bar(total: int, name: str):
+    """A tqdm bar of events, made only when asked for (a disabled one still costs its set-up)."""
+    return tqdm(total=total, unit="ev", unit_scale=True, desc=name)
 
 
 def run(
@@ -224,9 +253,7 @@ def run(
     per_file = {f: {"total": n, "processed": 0} for f, n in entries.items()}
     failed, manifest, columns_read = [], [], set()
     cpu = bytes_read = 0
-    bar = tqdm(
-        total=sum(entries.values()), unit="ev", unit_scale=True, desc=name, disable=not progress
-    )
+    bar = _progress_bar(sum(entries.values()), name) if progress else None
     with open_backend(executor) as client:
         outcomes = _serial(chunks, task) if client is None else _distributed(client, chunks, task)
         for outcome in outcomes:
@@ -249,8 +276,10 @@ def run(
                     }
                 )
             merged.add(chunk.index, outcome.output)
-            bar.update(chunk.events)
-    bar.close()
+            if bar is not None:
+                bar.update(chunk.events)
+    if bar is not None:
+        bar.close()
     output = merged.output
     processed = sum(f["processed"] for f in per_file.values())
     return Report(
