@@ -9,9 +9,9 @@ leptons and a same-flavour opposite-charge pair, the transverse mass of MET and 
 lepton outside the pair closest to the Z mass. The pair and triplet searches of Q5-Q8 run as
 compiled loops (:mod:`analysis_kernels.kernels.combinatorics`). The queries work on the flat
 values and offsets of the columns (numpy, no awkward dispatch), fill their histograms with
-the compiled fill (:mod:`analysis_kernels.kernels.fill`, the same bins as ``hist``'s fill)
-and compute four-vectors only for the objects a query uses (Q6: jets of events with at least
-three jets).
+the compiled fill (:mod:`analysis_kernels.kernels.fill`, the same bins as ``hist``'s fill).
+Four-vectors: px and py with numpy over all objects (vectorised, cheap); the kernels compute
+pz and E (sinh and cosh, the dear part) only for the objects of events that can pass.
 """
 
 from __future__ import annotations
@@ -27,13 +27,11 @@ from analysis_kernels.kernels.combinatorics import (
     at_least_n_above,
     isolated_jet_sum,
     lead_outside_z_pair,
-    objects_of_events_with,
-    offsets_of_events_with,
     opposite_pair_in_window,
     trijet_closest_to,
 )
 from analysis_kernels.kernels.fill import fill
-from analysis_kernels.kinematics import delta_phi, four_vector
+from analysis_kernels.kinematics import delta_phi
 
 F32, I32 = "var * float32", "var * int32"
 JET = {f"Jet_{f}": F32 for f in ("pt", "eta", "phi", "mass")}
@@ -74,30 +72,21 @@ def q4(ev: ak.Array) -> ChunkResult:
     return {"met": fill(_h("met"), column(ev, "MET_pt"), where=two_jets)}, None
 
 
-def _p4(ev: ak.Array, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Offsets and the (4, n) float32 px, py, pz, E of a collection, one entry per object."""
-    offsets, pt, eta, phi, mass = columns(ev, name, ["pt", "eta", "phi", "mass"])
-    return offsets, np.stack(four_vector(pt, eta, phi, mass))
+def _kinematics(ev: ak.Array, name: str, extra: list[str]) -> tuple[np.ndarray, ...]:
+    """Offsets, px, py, then pt, eta, mass and the ``extra`` fields of a collection, for the
+    kernels (which compute pz and E where needed)."""
+    offsets, pt, phi, eta, mass, *rest = columns(ev, name, ["pt", "phi", "eta", "mass", *extra])
+    return offsets, pt * np.cos(phi), pt * np.sin(phi), pt, eta, mass, *rest
 
 
 def q5(ev: ak.Array) -> ChunkResult:
-    offsets, pt, eta, phi, mass, charge = columns(
-        ev, "Muon", ["pt", "eta", "phi", "mass", "charge"]
-    )
-    p = four_vector(pt, eta, phi, mass)
-    good = opposite_pair_in_window(offsets, *p, charge, np.float32(60), np.float32(120))
+    muons = _kinematics(ev, "Muon", ["charge"])
+    good = opposite_pair_in_window(*muons, np.float32(60), np.float32(120))
     return {"met": fill(_h("met"), column(ev, "MET_pt"), where=good)}, None
 
 
 def q6(ev: ak.Array) -> ChunkResult:
-    offsets, *jets = columns(ev, "Jet", ["pt", "eta", "phi", "mass", "btag"])
-    # the events with a trijet, and the four-vectors of their jets only
-    jets = [objects_of_events_with(offsets, 3, j) for j in jets]
-    offsets = offsets_of_events_with(offsets, 3)
-    pt, eta, phi, mass, btag = jets
-    _, px, py, btag = trijet_closest_to(
-        offsets, *four_vector(pt, eta, phi, mass), btag, np.float32(172.5)
-    )
+    px, py, btag = trijet_closest_to(*_kinematics(ev, "Jet", ["btag"]), np.float32(172.5))
     return {
         "trijet_pt": fill(_h("trijet_pt"), np.hypot(px, py)),
         "trijet_btag": fill(_h("btag"), btag),
@@ -118,18 +107,9 @@ def q7(ev: ak.Array) -> ChunkResult:
 
 
 def q8(ev: ak.Array) -> ChunkResult:
-    (mo, mu), (eo, el) = _p4(ev, "Muon"), _p4(ev, "Electron")
-    _, mu_pt, mu_phi, mu_charge = columns(ev, "Muon", ["pt", "phi", "charge"])
-    _, el_pt, el_phi, el_charge = columns(ev, "Electron", ["pt", "phi", "charge"])
-    is_muon, index = lead_outside_z_pair(
-        mo, mu, mu_charge, mu_pt, eo, el, el_charge, el_pt, np.float32(91.2)
-    )
-    sel = index >= 0
-    is_muon, index = is_muon[sel], index[sel]
-    pt, phi = np.empty(len(index), np.float32), np.empty(len(index), np.float32)
-    pt[is_muon], phi[is_muon] = mu_pt[index[is_muon]], mu_phi[index[is_muon]]
-    pt[~is_muon], phi[~is_muon] = el_pt[index[~is_muon]], el_phi[index[~is_muon]]
-    met, met_phi = column(ev, "MET_pt")[sel], column(ev, "MET_phi")[sel]
+    muons, electrons = (_kinematics(ev, name, ["charge", "phi"]) for name in ("Muon", "Electron"))
+    events, pt, phi = lead_outside_z_pair(muons, electrons, np.float32(91.2))
+    met, met_phi = column(ev, "MET_pt")[events], column(ev, "MET_phi")[events]
     mt = np.sqrt(2 * pt * met * (1 - np.cos(delta_phi(phi, met_phi))))
     return {"mt": fill(_h("mt"), mt)}, None
 

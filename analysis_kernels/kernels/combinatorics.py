@@ -1,10 +1,20 @@
 """Pair and triplet searches of the ADL queries (Q5-Q8), one event at a time.
 
-Inputs are flat float32 four-vector components (computed once per object with numpy, as
-before) and offsets. Sums and products stay in float32 in the order the columnar code used
-(``((e*e - px*px) - py*py) - pz*pz`` of ``(a + b) + c``), so the masses are the same numbers
-and the histograms the same bins. Two collections (muons, then electrons) are treated as
-one list per event, as ``ak.concatenate`` made them.
+The results are those of the columnar code (numpy's float32 four-vectors, sums and products
+in float32 in its order, ``((e*e - px*px) - py*py) - pz*pz`` of ``(a + b) + c``), bin for bin,
+at a fraction of its cost:
+
+* px and py come in as flat arrays (numpy's vectorised ``pt * cos(phi)``, 4 ns an object);
+* pz and E are computed here, only for the objects of events that can pass, and first
+  :func:`_fast` (6 ns an object) rather than as numpy did (libm's float32 sinh and cosh,
+  37 ns). A search then knows each candidate mass to within a margin; an event whose outcome
+  that margin could change (a mass that close to a window edge, two candidates that close
+  to the target) is searched again with numpy's pz and E (:func:`_as_numpy`): a few in ten
+  thousand.
+
+Each event's px, py, pz, E are loaded into a small (objects, 4) buffer, which the loops read
+faster than four flat arrays. Two collections (muons, then electrons) are searched as one
+list per event, as ``ak.concatenate`` made them.
 """
 
 from __future__ import annotations
@@ -13,6 +23,14 @@ import numba
 import numpy as np
 
 F32 = np.float32
+INF = F32(np.inf)
+# How far, relative to e^2 + |p|^2 of a system, the m^2 of the fast and of numpy's
+# four-vectors can be apart. px and py are the same; pz and E differ by less than 2^-20 of E
+# (each side within about 2^-21 of exact: 1.5 ulp of the fast, 1.8 ulp of libm's sinh, 2.5
+# of numpy's E), which moves m^2 by 2^-18 of e^2 at most, and each side's nine roundings by
+# 2^-21 of e^2 + |p|^2: 2^-16 is three times the sum of those, and more than ten times the
+# most seen (tests/test_combinatorics.py).
+MARGIN = F32(2.0**-16)
 
 
 @numba.njit(cache=True, inline="always")
@@ -21,30 +39,68 @@ def _mass(px, py, pz, e):
     return np.sqrt(m2) if m2 > 0 else F32(0)
 
 
-@numba.njit(cache=True)
-def offsets_of_events_with(offsets, n):
-    """The offsets of the events with at least ``n`` objects, on their own (0 first)."""
-    out = np.zeros(len(offsets), dtype=np.int64)
-    kept = 0
-    for ev in range(len(offsets) - 1):
-        count = offsets[ev + 1] - offsets[ev]
-        if count >= n:
-            out[kept + 1] = out[kept] + count
-            kept += 1
-    return out[: kept + 1]
+@numba.njit(cache=True, inline="always")
+def _fast(pt, eta, mass):
+    """pz = pt sinh(eta) and E = sqrt((pt cosh(eta))^2 + m^2) in float32 from one exp:
+    within 2^-21 of E of exact (sinh near 0 loses digits of itself, not of E)."""
+    ex = np.exp(eta)
+    inv = F32(1) / ex
+    half = F32(0.5) * pt
+    c = half * (ex + inv)
+    return half * (ex - inv), np.sqrt(c * c + mass * mass)
+
+
+@numba.njit(cache=True, inline="always")
+def _as_numpy(pt, eta, mass):
+    """pz and E as :func:`analysis_kernels.kinematics.four_vector` computes them in float32
+    (the same libm sinh and cosh, the same roundings)."""
+    c = pt * np.cosh(eta)
+    return pt * np.sinh(eta), np.sqrt(c * c + mass * mass)
 
 
 @numba.njit(cache=True)
-def objects_of_events_with(offsets, n, values):
-    """The values of the objects of the events with at least ``n`` objects, in order."""
-    out = np.empty(len(values), dtype=values.dtype)
-    k = 0
+def _buffer(offsets):
+    """An (objects of the largest event, 4) float32 buffer for one event's px, py, pz, E."""
+    most = 0
     for ev in range(len(offsets) - 1):
-        if offsets[ev + 1] - offsets[ev] >= n:
-            for i in range(offsets[ev], offsets[ev + 1]):
-                out[k] = values[i]
-                k += 1
-    return out[:k]
+        most = max(most, offsets[ev + 1] - offsets[ev])
+    return np.empty((most, 4), dtype=np.float32)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _load(buf, lo, hi, px, py, pt, eta, mass, exact):
+    """px, py, pz, E of objects lo..hi-1 into the rows of ``buf``: pz and E :func:`_fast`,
+    or :func:`_as_numpy` if ``exact`` (numpy's error model: an exp that underflows gives
+    infinities, then an unsure search, as numpy would, not an exception)."""
+    for i in range(hi - lo):
+        k = lo + i
+        pz, e = _as_numpy(pt[k], eta[k], mass[k]) if exact else _fast(pt[k], eta[k], mass[k])
+        buf[i, 0], buf[i, 1], buf[i, 2], buf[i, 3] = px[k], py[k], pz, e
+
+
+@numba.njit(cache=True, inline="always")
+def _system(px, py, pz, e, margin):
+    """Mass, m^2 and the margin on m^2 of a system (``margin`` times e^2 + |p|^2)."""
+    ee, xx, yy, zz = e * e, px * px, py * py, pz * pz
+    m2 = ee - xx - yy - zz
+    return (np.sqrt(m2) if m2 > 0 else F32(0)), m2, margin * (ee + xx + yy + zz)
+
+
+@numba.njit(cache=True, inline="always")
+def _distance(m, margin2, target, margin):
+    """|m - target| and how far it can be from numpy's: margin2 / m (inf for a mass too small
+    to bound that way), plus ``margin`` times ``target`` for the rounding of the distance."""
+    bound = margin2 / m if m * m > 4 * margin2 else INF
+    return abs(m - target), bound + margin * target
+
+
+@numba.njit(cache=True, inline="always")
+def _both_charges(charge, lo, hi):
+    """Whether objects lo..hi-1 have two different charges (an opposite pair exists)."""
+    i = lo + 1
+    while i < hi and charge[i] == charge[lo]:
+        i += 1
+    return i < hi
 
 
 @numba.njit(cache=True)
@@ -67,54 +123,94 @@ def at_least_n_above(offsets, values, threshold, n):
 
 
 @numba.njit(cache=True)
-def opposite_pair_in_window(offsets, px, py, pz, e, charge, low, high):
+def _pair_in_window(buf, charge, lo, n, low, high, margin):
+    """Whether an opposite-charge pair of the event's ``n`` objects surely has a mass in
+    (low, high), and if not, whether one's m^2 lay within its margin of low^2 or high^2."""
+    unsure = False
+    for i in range(n):
+        for j in range(i + 1, n):
+            if charge[lo + i] == charge[lo + j]:
+                continue
+            m, m2, margin2 = _system(
+                buf[i, 0] + buf[j, 0],
+                buf[i, 1] + buf[j, 1],
+                buf[i, 2] + buf[j, 2],
+                buf[i, 3] + buf[j, 3],
+                margin,
+            )
+            near = not (abs(m2 - low * low) > margin2 and abs(m2 - high * high) > margin2)
+            if m > low and m < high and not near:
+                return True, False
+            unsure |= near
+    return False, unsure
+
+
+@numba.njit(cache=True)
+def opposite_pair_in_window(offsets, px, py, pt, eta, mass, charge, low, high, margin=MARGIN):
     """Per event, whether some opposite-charge pair has a mass in (low, high)."""
     n = len(offsets) - 1
     out = np.zeros(n, dtype=np.bool_)
+    buf = _buffer(offsets)
     for ev in range(n):
-        for i in range(offsets[ev], offsets[ev + 1]):
-            for j in range(i + 1, offsets[ev + 1]):
-                if charge[i] == charge[j]:
-                    continue
-                m = _mass(px[i] + px[j], py[i] + py[j], pz[i] + pz[j], e[i] + e[j])
-                if m > low and m < high:
-                    out[ev] = True
-                    break
-            if out[ev]:
-                break
+        lo, hi = offsets[ev], offsets[ev + 1]
+        if not _both_charges(charge, lo, hi):
+            continue
+        _load(buf, lo, hi, px, py, pt, eta, mass, False)
+        found, unsure = _pair_in_window(buf, charge, lo, hi - lo, low, high, margin)
+        if unsure:
+            _load(buf, lo, hi, px, py, pt, eta, mass, True)
+            found = _pair_in_window(buf, charge, lo, hi - lo, low, high, F32(0))[0]
+        out[ev] = found
     return out
 
 
 @numba.njit(cache=True)
-def trijet_closest_to(offsets, px, py, pz, e, btag, target):
-    """For events with >= 3 jets: px, py and the largest b-tag of the trijet whose mass is
-    closest to ``target`` (the first such in combination order)."""
+def _closest_trijet(buf, n, target, margin):
+    """Rows (i, j, k) of the trijet of the event's ``n`` jets whose mass is closest to
+    ``target`` (the first such), and whether another trijet may be as close with numpy's
+    four-vectors (its distance less its margin not above the best's plus its margin)."""
+    best, best_margin, others = INF, F32(0), INF
+    bi, bj, bk = 0, 1, 2
+    for i in range(n):
+        for j in range(i + 1, n):
+            # (i + j) + k, the order of the columnar sums, with i + j kept across k
+            ijx, ijy = buf[i, 0] + buf[j, 0], buf[i, 1] + buf[j, 1]
+            ijz, ije = buf[i, 2] + buf[j, 2], buf[i, 3] + buf[j, 3]
+            for k in range(j + 1, n):
+                m, _, margin2 = _system(
+                    ijx + buf[k, 0], ijy + buf[k, 1], ijz + buf[k, 2], ije + buf[k, 3], margin
+                )
+                distance, d_margin = _distance(m, margin2, target, margin)
+                if distance < best:
+                    others = min(others, best - best_margin)
+                    best, best_margin, bi, bj, bk = distance, d_margin, i, j, k
+                else:
+                    others = min(others, distance - d_margin)
+    return bi, bj, bk, not others > best + best_margin
+
+
+@numba.njit(cache=True)
+def trijet_closest_to(offsets, px, py, pt, eta, mass, btag, target, margin=MARGIN):
+    """For the events with >= 3 jets, in order: px, py and the largest b-tag of the trijet
+    whose mass is closest to ``target``."""
     n = len(offsets) - 1
-    selected = np.zeros(n, dtype=np.bool_)
-    out_px = np.zeros(n, dtype=np.float32)
-    out_py = np.zeros(n, dtype=np.float32)
-    out_btag = np.zeros(n, dtype=np.float32)
+    out_px, out_py, out_btag = np.empty(n, F32), np.empty(n, F32), np.empty(n, F32)
+    buf = _buffer(offsets)
+    kept = 0
     for ev in range(n):
         lo, hi = offsets[ev], offsets[ev + 1]
         if hi - lo < 3:
             continue
-        selected[ev] = True
-        best = np.inf
-        best_px, best_py, best_btag = F32(0), F32(0), F32(0)
-        for i in range(lo, hi):
-            for j in range(i + 1, hi):
-                # (i + j) + k, the order of the columnar sums, with i + j kept across k
-                ijx, ijy, ijz, ije = px[i] + px[j], py[i] + py[j], pz[i] + pz[j], e[i] + e[j]
-                for k in range(j + 1, hi):
-                    sx, sy = ijx + px[k], ijy + py[k]
-                    m = _mass(sx, sy, ijz + pz[k], ije + e[k])
-                    distance = abs(m - target)
-                    if distance < best:
-                        best = distance
-                        best_px, best_py = sx, sy
-                        best_btag = max(max(btag[i], btag[j]), btag[k])
-        out_px[ev], out_py[ev], out_btag[ev] = best_px, best_py, best_btag
-    return selected, out_px, out_py, out_btag
+        _load(buf, lo, hi, px, py, pt, eta, mass, False)
+        i, j, k, unsure = _closest_trijet(buf, hi - lo, target, margin)
+        if unsure:
+            _load(buf, lo, hi, px, py, pt, eta, mass, True)
+            i, j, k, _ = _closest_trijet(buf, hi - lo, target, F32(0))
+        out_px[kept] = buf[i, 0] + buf[j, 0] + buf[k, 0]
+        out_py[kept] = buf[i, 1] + buf[j, 1] + buf[k, 1]
+        out_btag[kept] = max(max(btag[lo + i], btag[lo + j]), btag[lo + k])
+        kept += 1
+    return out_px[:kept], out_py[:kept], out_btag[:kept]
 
 
 @numba.njit(cache=True)
@@ -154,61 +250,101 @@ def isolated_jet_sum(jets, jet_min, muons, electrons, lep_min, cone):
 
 
 @numba.njit(cache=True, inline="always")
-def _at(k, n_first, first_start, second_start, first, second):
-    """Entry ``k`` of an event's list made of the first collection, then the second."""
-    return first[first_start + k] if k < n_first else second[second_start + k - n_first]
+def _z_pair(buf, charge, lo, n, z_mass, margin, best, best_margin, others, found):
+    """The search for the opposite-charge pair closest to ``z_mass`` (the first such), gone
+    on over the event's ``n`` objects of one collection: (best, best_margin, others, a, b)
+    as in :func:`_closest_trijet`, a = -1 unless this collection holds the best pair."""
+    pair_a = pair_b = -1
+    for a in range(n):
+        for b in range(a + 1, n):
+            if charge[lo + a] == charge[lo + b]:
+                continue
+            m, _, margin2 = _system(
+                buf[a, 0] + buf[b, 0],
+                buf[a, 1] + buf[b, 1],
+                buf[a, 2] + buf[b, 2],
+                buf[a, 3] + buf[b, 3],
+                margin,
+            )
+            distance, d_margin = _distance(m, margin2, z_mass, margin)
+            if not found or distance < best:
+                others = min(others, best - best_margin)
+                best, best_margin, pair_a, pair_b, found = distance, d_margin, a, b, True
+            else:
+                others = min(others, distance - d_margin)
+    return best, best_margin, others, pair_a, pair_b
+
+
+@numba.njit(cache=True, inline="always")
+def _z_search(ev, leptons, buf, z_mass, margin, exact, state):
+    """:func:`_z_pair` over one collection of an event, its rows loaded first; ``state`` is
+    (best, best_margin, others, found) so far."""
+    offsets, px, py, pt, eta, mass, charge, _ = leptons
+    lo, hi = offsets[ev], offsets[ev + 1]
+    if not _both_charges(charge, lo, hi):
+        return state[0], state[1], state[2], -1, -1
+    _load(buf, lo, hi, px, py, pt, eta, mass, exact)
+    best, best_margin, others, found = state
+    return _z_pair(buf, charge, lo, hi - lo, z_mass, margin, best, best_margin, others, found)
+
+
+@numba.njit(cache=True, inline="always")
+def _z_pairs(ev, muons, mu_buf, electrons, el_buf, z_mass, margin, exact):
+    """The pair closest to ``z_mass`` among an event's muon pairs, then electron pairs: its
+    rows in its collection, -1 in the other, and whether it is unsure."""
+    best, best_margin, others, mu_a, mu_b = _z_search(
+        ev, muons, mu_buf, z_mass, margin, exact, (INF, F32(0), INF, False)
+    )
+    best, best_margin, others, el_a, el_b = _z_search(
+        ev, electrons, el_buf, z_mass, margin, exact, (best, best_margin, others, mu_a >= 0)
+    )
+    if el_a >= 0:
+        mu_a = mu_b = -1
+    return mu_a, mu_b, el_a, el_b, not others > best + best_margin
+
+
+@numba.njit(cache=True, inline="always")
+def _leading(ev, leptons, skip_a, skip_b):
+    """Whether an event has an object of the collection other than rows skip_a and skip_b,
+    and the pT and phi of the highest-pT such (the first such)."""
+    offsets, pt, phi = leptons[0], leptons[3], leptons[7]
+    lo, lead = offsets[ev], -1
+    for k in range(offsets[ev + 1] - lo):
+        if k != skip_a and k != skip_b and (lead < 0 or pt[lo + k] > pt[lo + lead]):
+            lead = k
+    if lead < 0:
+        return False, F32(0), F32(0)
+    return True, pt[lo + lead], phi[lo + lead]
 
 
 @numba.njit(cache=True)
-def lead_outside_z_pair(
-    mu_offsets, mu_vec, mu_charge, mu_pt, el_offsets, el_vec, el_charge, el_pt, z_mass
-):
-    """Events with >= 3 leptons and a same-flavour opposite-charge pair: the highest-pT lepton
-    outside the pair closest to ``z_mass``, as (is it a muon, its flat index); -1 elsewhere.
+def lead_outside_z_pair(muons, electrons, z_mass, margin=MARGIN):
+    """Events with >= 3 leptons and a same-flavour opposite-charge pair: the pT and phi of
+    the highest-pT lepton outside the pair closest to ``z_mass``, with the event's index.
 
-    ``*_vec`` are (4, n) float32 arrays of px, py, pz, E; leptons are muons then electrons.
+    Each collection is (offsets, px, py, pt, eta, mass, charge, phi); the leptons are the
+    muons, then the electrons, so a muon wins ties.
     """
+    mu_offsets, el_offsets = muons[0], electrons[0]
     n = len(mu_offsets) - 1
-    is_muon = np.zeros(n, dtype=np.bool_)
-    index = np.full(n, -1, dtype=np.int64)
+    events, out_pt, out_phi = np.empty(n, np.int64), np.empty(n, F32), np.empty(n, F32)
+    mu_buf, el_buf = _buffer(mu_offsets), _buffer(el_offsets)
+    kept = 0
     for ev in range(n):
-        m0, e0 = mu_offsets[ev], el_offsets[ev]
-        nm, total = mu_offsets[ev + 1] - m0, mu_offsets[ev + 1] - m0 + el_offsets[ev + 1] - e0
-        if total < 3:
+        count = mu_offsets[ev + 1] - mu_offsets[ev] + el_offsets[ev + 1] - el_offsets[ev]
+        if count < 3:
             continue
-        best, pair_a, pair_b = np.inf, -1, -1
-        for a in range(total):
-            for b in range(a + 1, total):
-                if (a < nm) != (b < nm):  # different flavours
-                    continue
-                if _at(a, nm, m0, e0, mu_charge, el_charge) == _at(
-                    b, nm, m0, e0, mu_charge, el_charge
-                ):
-                    continue
-                sx = _at(a, nm, m0, e0, mu_vec[0], el_vec[0]) + _at(
-                    b, nm, m0, e0, mu_vec[0], el_vec[0]
-                )
-                sy = _at(a, nm, m0, e0, mu_vec[1], el_vec[1]) + _at(
-                    b, nm, m0, e0, mu_vec[1], el_vec[1]
-                )
-                sz = _at(a, nm, m0, e0, mu_vec[2], el_vec[2]) + _at(
-                    b, nm, m0, e0, mu_vec[2], el_vec[2]
-                )
-                se = _at(a, nm, m0, e0, mu_vec[3], el_vec[3]) + _at(
-                    b, nm, m0, e0, mu_vec[3], el_vec[3]
-                )
-                distance = abs(_mass(sx, sy, sz, se) - z_mass)
-                if pair_a < 0 or distance < best:
-                    best, pair_a, pair_b = distance, a, b
-        if pair_a < 0:
+        mu_a, mu_b, el_a, el_b, unsure = _z_pairs(
+            ev, muons, mu_buf, electrons, el_buf, z_mass, margin, False
+        )
+        if unsure:
+            mu_a, mu_b, el_a, el_b, _ = _z_pairs(
+                ev, muons, mu_buf, electrons, el_buf, z_mass, F32(0), True
+            )
+        if mu_a < 0 and el_a < 0:
             continue
-        lead, lead_pt = -1, F32(0)
-        for k in range(total):
-            if k in (pair_a, pair_b):
-                continue
-            pt = _at(k, nm, m0, e0, mu_pt, el_pt)
-            if lead < 0 or pt > lead_pt:
-                lead, lead_pt = k, pt
-        is_muon[ev] = lead < nm
-        index[ev] = m0 + lead if lead < nm else e0 + lead - nm
-    return is_muon, index
+        mu, el = _leading(ev, muons, mu_a, mu_b), _leading(ev, electrons, el_a, el_b)
+        lead = el if el[0] and (not mu[0] or el[1] > mu[1]) else mu
+        events[kept], out_pt[kept], out_phi[kept] = ev, lead[1], lead[2]
+        kept += 1
+    return events[:kept], out_pt[:kept], out_phi[:kept]

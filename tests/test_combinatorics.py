@@ -1,0 +1,125 @@
+"""The four-vectors of the ADL pair and triplet searches (Q5, Q6, Q8): the fast pz and E, the
+margin within which a search goes back to numpy's, and the histograms either way, on the
+generated data and the real NanoAOD file."""
+
+from __future__ import annotations
+
+import functools
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+import tests.previous_kernels as previous
+from analysis_kernels import get_analysis
+from analysis_kernels.analyses import adl
+from analysis_kernels.analyses.base import columns
+from analysis_kernels.executor.chunks import expand_inputs
+from analysis_kernels.kernels import combinatorics as C
+from analysis_kernels.kinematics import four_vector
+from analysis_kernels.schema import read_chunk
+from tests.test_kernels import adl_files  # noqa: F401 (the fixture)
+
+QUERIES = {"q5": "opposite_pair_in_window", "q6": "trijet_closest_to", "q8": "lead_outside_z_pair"}
+
+
+def _nanoaod(path) -> ak.Array:
+    """The real file's events with the branches of Q5, Q6 and Q8, its CSV b-tag as Jet_btag."""
+    names = {n for q in QUERIES for n in get_analysis(f"adl_{q}").branches} - {"Jet_btag"}
+    arrays = uproot.open(path)["Events"].arrays([*sorted(names), "Jet_btagCSVV2"])
+    fields = {n: arrays[n] for n in sorted(names)} | {"Jet_btag": arrays["Jet_btagCSVV2"]}
+    return ak.zip(fields, depth_limit=1)
+
+
+@pytest.fixture(scope="module")
+def samples(adl_files, real_nanoaod) -> list[ak.Array]:  # noqa: F811 (the fixture)
+    branches = {}
+    for q in QUERIES:
+        branches |= get_analysis(f"adl_{q}").branches
+    (path,) = expand_inputs(adl_files)
+    return [read_chunk(path, branches, 0, 100_000)[0], _nanoaod(real_nanoaod)]
+
+
+def _both_ways(events: ak.Array, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(objects, 4) px, py, pz, E of a collection, fast and as numpy computes them, and the
+    float64 pz and E."""
+    _, pt, eta, phi, mass = columns(events, name, ["pt", "eta", "phi", "mass"])
+    px, py = pt * np.cos(phi), pt * np.sin(phi)
+    fast, exact = (np.empty((len(pt), 4), np.float32) for _ in range(2))
+    for buf, is_exact in ((fast, False), (exact, True)):
+        C._load(buf, 0, len(pt), px, py, pt, eta, mass, is_exact)
+    p, x, m = (a.astype(np.float64) for a in (pt, eta, mass))
+    exact64 = np.stack([p * np.sinh(x), np.sqrt((p * np.cosh(x)) ** 2 + m**2)], axis=1)
+    return fast, exact, exact64
+
+
+@pytest.mark.parametrize("name", ["Muon", "Electron", "Jet"])
+def test_fast_pz_and_e_within_2_to_minus_21_of_e(samples, name):
+    """The fallback's pz and E are numpy's four_vector's, bit for bit; the fast ones within
+    2^-21 of E of exact, so within the 2^-20 of numpy's that MARGIN assumes."""
+    for events in samples:
+        fast, exact, exact64 = _both_ways(events, name)
+        _, pt, eta, phi, mass = columns(events, name, ["pt", "eta", "phi", "mass"])
+        assert np.array_equal(exact, np.stack(four_vector(pt, eta, phi, mass), axis=1))
+        assert np.array_equal(fast[:, :2], exact[:, :2])
+        energy = exact64[:, 1:]
+        assert np.all(np.abs(fast[:, 2:] - exact64) <= 2.0**-21 * energy)
+        assert np.all(np.abs(fast[:, 2:] - exact[:, 2:].astype(np.float64)) <= 2.0**-20 * energy)
+
+
+def test_fast_pz_and_e_over_the_eta_range():
+    eta = np.linspace(-5, 5, 200_001, dtype=np.float32)
+    for pt, mass in ((15, 0.105), (100, 5), (1000, 150)):
+        pt, mass = np.full_like(eta, pt), np.full_like(eta, mass)
+        fast = np.empty((len(eta), 4), np.float32)
+        C._load(fast, 0, len(eta), pt, pt, pt, eta, mass, False)
+        p, x, m = (a.astype(np.float64) for a in (pt, eta, mass))
+        energy = np.sqrt((p * np.cosh(x)) ** 2 + m**2)
+        assert np.all(np.abs(fast[:, 2] - p * np.sinh(x)) <= 2.0**-21 * energy)
+        assert np.all(np.abs(fast[:, 3] - energy) <= 2.0**-21 * energy)
+
+
+def _m2_and_scale(parts: list[ak.Array]) -> tuple[np.ndarray, np.ndarray]:
+    """m^2 of a sum of four-vectors in the kernels' float32 order, and e^2 + |p|^2."""
+    x, y, z, e = (
+        functools.reduce(lambda a, b: a + b, [p[:, :, i] for p in parts]) for i in range(4)
+    )
+    m2 = e * e - x * x - y * y - z * z
+    return ak.to_numpy(ak.flatten(m2)), ak.to_numpy(ak.flatten(e * e + x * x + y * y + z * z))
+
+
+@pytest.mark.parametrize(("name", "size"), [("Muon", 2), ("Electron", 2), ("Jet", 3)])
+def test_margin_is_ten_times_every_mass_difference(samples, name, size):
+    """Over every pair (triplet of jets): fast and numpy's m^2 differ by less than a tenth of
+    the margin."""
+    worst = 0.0
+    for events in samples:
+        offsets = columns(events, name, ["pt"])[0]
+        fast, exact, _ = _both_ways(events, name)
+        m2 = []
+        for vectors in (fast, exact):
+            jagged = ak.unflatten(vectors, np.diff(offsets))
+            m2.append(_m2_and_scale(list(ak.unzip(ak.combinations(jagged, size)))))
+        (fast_m2, scale), (exact_m2, _) = m2
+        assert len(scale) > 0
+        worst = max(worst, np.max(np.abs(fast_m2.astype(np.float64) - exact_m2) / scale))
+    assert worst < C.MARGIN / 10
+
+
+@pytest.mark.parametrize("margin", [C.MARGIN, np.float32(np.inf)])
+@pytest.mark.parametrize("query", sorted(QUERIES))
+def test_queries_equal_the_columnar_code_with_any_margin(samples, monkeypatch, query, margin):
+    """With the margin (few events redone) and with an infinite one (every event redone with
+    numpy's pz and E): the histograms of the columnar code, bin for bin (on the real file,
+    a ttbar sample, Q5 and Q8 select no event)."""
+    kernel = getattr(C, QUERIES[query])
+    monkeypatch.setattr(adl, QUERIES[query], functools.partial(kernel, margin=margin))
+    entries = []
+    for events in samples:
+        ours, theirs = getattr(adl, query)(events)[0], getattr(previous, f"adl_{query}")(events)[0]
+        assert set(ours) == set(theirs)
+        for key, h in theirs.items():
+            assert np.array_equal(ours[key].values(flow=True), h.values(flow=True)), key
+        entries.append(min(h.sum(flow=True) for h in ours.values()))
+    assert entries[0] > 0
