@@ -123,3 +123,20 @@ def test_queries_equal_the_columnar_code_with_any_margin(samples, monkeypatch, q
             assert np.array_equal(ours[key].values(flow=True), h.values(flow=True)), key
         entries.append(min(h.sum(flow=True) for h in ours.values()))
     assert entries[0] > 0
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3])
+def test_at_least_n_above_counts_as_awkward_does(n):
+    """Q4's event selection: empty events, values exactly at the threshold (not above), NaN
+    (never above), int32 and int64 offsets, against ``ak.sum(values > t, axis=1) >= n``."""
+    rng = np.random.default_rng(n)
+    counts = rng.poisson(3, 2000)
+    counts[:50] = 0
+    values = rng.exponential(40, counts.sum()).astype(np.float32)
+    values[::7] = np.float32(40)
+    values[::11] = np.nan
+    expected = ak.to_numpy(ak.sum(ak.unflatten(values, counts) > np.float32(40), axis=1) >= n)
+    for dtype in (np.int32, np.int64):
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(dtype)
+        got = C.at_least_n_above(offsets, values, np.float32(40), n)
+        np.testing.assert_array_equal(got, expected)
