@@ -26,13 +26,13 @@ PATCHED = {
 
 
 def libcrypto() -> ctypes.CDLL:
-    """The libcrypto that ``ssl`` itself loaded (the queue is that library's), found among
-    the process's mappings rather than by name, which could pick another copy."""
-    with open("/proc/self/maps") as maps:
-        paths = {line.split()[-1] for line in maps if "/libcrypto" in line}
-    if len(paths) != 1:
-        raise RuntimeError(f"expected one libcrypto mapped by ssl, found {sorted(paths) or 'none'}")
-    return ctypes.CDLL(paths.pop())
+    """OpenSSL as ``ssl`` links it: symbols looked up through ``_ssl``'s own handle resolve in
+    the libcrypto it depends on (the queue is that library's), not in another copy that ROOT's
+    or XRootD's wheels map into the same process. ``None`` where ``_ssl`` is built into the
+    interpreter."""
+    import _ssl
+
+    return ctypes.CDLL(getattr(_ssl, "__file__", None))
 
 
 def _clearing(method, clear):
