@@ -13,6 +13,7 @@ import os
 import sys
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from hub_config.branding import configure_branding
 from hub_config.settings import FacilityConfigError, FacilitySettings
@@ -121,6 +122,23 @@ def _kube_spawner(c, settings: FacilitySettings) -> None:
     # z2jh sets c.KubeSpawner.profile_list from its values ([] by default); the subclass's
     # section of the config wins over it.
     c.FacilityKubeSpawner.profile_list = facility_profile_list
+    hub_namespace = kube.namespace or c.KubeSpawner.get("namespace") or ""
+    _hub_reachable_from_users_namespaces(c, hub_namespace or os.environ.get("POD_NAMESPACE", ""))
+
+
+def _hub_reachable_from_users_namespaces(c, namespace: str) -> None:
+    """z2jh gives servers the hub at ``http://hub:8081``, a Service name that resolves in the
+    hub's own namespace only; users' servers run in namespaces of their own, so the name gets
+    the hub's namespace (``hub.<namespace>.svc``). A qualified name or an address stays."""
+    url = c.JupyterHub.get("hub_connect_url")
+    if not url or not namespace:
+        return
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if not host or host == "localhost" or "." in host or ":" in host:
+        return
+    netloc = f"{host}.{namespace}.svc" + (f":{parts.port}" if parts.port else "")
+    c.JupyterHub.hub_connect_url = urlunsplit(parts._replace(netloc=netloc))
 
 
 def _idle_culler(c, settings: FacilitySettings) -> None:

@@ -162,6 +162,38 @@ def test_users_namespaces_follow_the_hubs_namespace_as_z2jh_configures_it(kube_c
     assert env["FACILITY_DASK_NAMESPACE"] == spawner.namespace
 
 
+def test_users_servers_reach_the_hub_by_a_name_that_resolves_in_their_namespaces(kube_config):
+    """z2jh sets hub_connect_url to http://hub:8081, which resolves in the hub's namespace
+    only; users' servers live in their own, where it failed on the real node with z2jh's hub
+    pod ("Cannot connect to host hub:8081 ... DNS server returned general failure"). The
+    name gets the hub's namespace; a site's qualified name or address is kept."""
+
+    def connect_url(z2jh_url: str, namespace: str = "facility") -> str:
+        config = Config()
+        config.JupyterHub.hub_connect_url = z2jh_url
+        config.KubeSpawner.namespace = namespace
+        settings = load_settings(
+            {
+                "backend": "kubernetes",
+                "iam": {
+                    "issuer": "https://iam.example.org/",
+                    "clientId": "hub",
+                    "clientSecretFile": "/dev/null",
+                    "allowedGroups": ["cms"],
+                },
+            }
+        )
+        configure(config, settings)
+        return config.JupyterHub.hub_connect_url
+
+    assert connect_url("http://hub:8081") == "http://hub.facility.svc:8081"
+    assert connect_url("http://hub:8081", "analysis") == "http://hub.analysis.svc:8081"
+    assert connect_url("http://hub.site.example:8081") == "http://hub.site.example:8081"
+    assert connect_url("http://10.0.0.5:8081") == "http://10.0.0.5:8081"
+    # With the facility's own namespace setting, that namespace is the hub's.
+    assert kube_config.FacilityKubeSpawner.hub_namespace == "facility"
+
+
 def test_forbidden_profile_is_not_offered(kube_config):
     spawner, _ = asyncio.run(_manifest(kube_config, {}))
     offered = [p["slug"] for p in spawner.profile_list(spawner)]
