@@ -125,6 +125,23 @@ def test_kind_smoke_values_render_and_admit_the_image_kind_loads(own_chart):
     assert image in json.loads(allowed["expression"])
 
 
+def test_the_development_iam_beside_the_hub_runs_as_a_numeric_non_root_user():
+    """images/devidp's Dockerfile names its user (USER node); with runAsNonRoot alone the
+    kubelet refused the container on the real node ("container has runAsNonRoot and image has
+    non-numeric user (node), cannot verify user is non-root"), and the hub, which discovers
+    the IAM at start, crashed. The smoke values give the uid."""
+    dockerfile = (ROOT / "images" / "devidp" / "Dockerfile").read_text()
+    [user] = re.findall(r"^USER (\S+)", dockerfile, re.M)
+    [devidp] = [
+        c
+        for c in yaml.safe_load(SMOKE.read_text())["jupyterhub"]["hub"]["extraContainers"]
+        if "devidp" in c["image"]
+    ]
+    context = devidp["securityContext"]
+    if context.get("runAsNonRoot") and not user.isdigit():
+        assert isinstance(context.get("runAsUser"), int) and context["runAsUser"] > 0
+
+
 def test_default_values_refuse_to_install_without_the_iam_secret(own_chart):
     result = helm("template", "facility", str(own_chart))
     assert result.returncode != 0
@@ -243,6 +260,49 @@ def test_facility_values_give_each_user_a_quota_and_limits():
     quota = settings.kubernetes.user_quota
     assert quota["limits.cpu"] == "32" and quota["pods"] == "100"
     assert settings.kubernetes.user_limits["max"] == {"cpu": "16", "memory": "64Gi"}
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    """Whether a label selector (matchLabels, matchExpressions Exists/In) selects ``labels``."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator = expression["key"], expression["operator"]
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "In" and labels.get(key) not in expression["values"]:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_hub_and_proxy_may_open_users_servers_in_their_own_namespaces(values):
+    """z2jh's hub and proxy egress policies select servers in the release's namespace only,
+    and their privateIPs rule is an ipBlock, which Cilium does not apply to pods: on the real
+    node with z2jh's pods the hub could not reach alice's server ("timed out" on 8888) and
+    her spawn failed. The facility's values open servers in users' namespaces to both."""
+    jupyterhub = merged_values(values)["jupyterhub"]
+    [namespace] = [
+        o for o in tenant_objects("analysis", "alice", "hub") if o["kind"] == "Namespace"
+    ]
+    server = {"component": "singleuser-server"}
+    for name, policy in (
+        ("hub", jupyterhub["hub"].get("networkPolicy", {})),
+        ("proxy", jupyterhub["proxy"]["chp"].get("networkPolicy", {})),
+    ):
+        opened = [
+            rule
+            for rule in policy.get("egress", [])
+            if {"port": 8888, "protocol": "TCP"} in rule.get("ports", [])
+            and any(
+                _selects(peer.get("namespaceSelector", {"matchLabels": {"-": "-"}}),
+                         namespace["metadata"]["labels"])
+                and _selects(peer.get("podSelector", {}), server)
+                for peer in rule["to"]
+            )
+        ]  # fmt: skip
+        assert opened, f"{name}: no egress to servers in users' namespaces"
+        assert TENANT_LABEL in str(opened)
 
 
 def hub_reads_the_iam_secret(docs: list[dict], values: dict) -> str:
@@ -419,6 +479,12 @@ def test_helm_tests_check_the_hub_api_and_a_dask_cluster_as_a_user(own_chart):
     assert "facility_cluster()" in dask["spec"]["containers"][0]["command"][2]
     assert dask["metadata"]["namespace"] == "analysis-u-helm-test"
     assert dask["spec"]["serviceAccountName"] == "facility-user"
+    # Its uid is not the image's user, which has an entry in /etc/passwd; KubeCluster calls
+    # getpass.getuser(), which failed on the real node ("OSError: No username set in the
+    # environment") unless the name is in the environment.
+    env = {e["name"] for e in dask["spec"]["containers"][0]["env"]}
+    image_user = dask["spec"]["securityContext"]["runAsUser"] == 1000
+    assert image_user or env & {"LOGNAME", "USER", "LNAME", "USERNAME"}
     # The helm test's user gets what the hub gives each user.
     given = tenant_objects("analysis", "helm-test", "hub")
     given = {(d["kind"], d["metadata"]["name"]): d for d in given}
