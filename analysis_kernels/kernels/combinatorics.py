@@ -88,6 +88,18 @@ def _system(px, py, pz, e, margin):
 
 
 @numba.njit(cache=True, inline="always")
+def _pair(buf, a, b, margin):
+    """:func:`_system` of rows a and b of an event's buffer."""
+    return _system(
+        buf[a, 0] + buf[b, 0],
+        buf[a, 1] + buf[b, 1],
+        buf[a, 2] + buf[b, 2],
+        buf[a, 3] + buf[b, 3],
+        margin,
+    )
+
+
+@numba.njit(cache=True, inline="always")
 def _distance(m, margin2, target, margin):
     """|m - target| and how far it can be from numpy's: margin2 / m (inf for a mass too small
     to bound that way), plus ``margin`` times ``target`` for the rounding of the distance."""
@@ -122,15 +134,6 @@ def at_least_n_above(offsets, values, threshold, n):
     for ev in range(len(offsets) - 1):
         out[ev] = running[offsets[ev + 1]] - running[offsets[ev]] >= n
     return out
-    for ev in range(len(offsets) - 1):
-        count = 0
-        for i in range(offsets[ev], offsets[ev + 1]):
-            if values[i] > threshold:
-                count += 1
-                if count >= n:
-                    out[ev] = True
-                    break
-    return out
 
 
 @numba.njit(cache=True)
@@ -142,13 +145,7 @@ def _pair_in_window(buf, charge, lo, n, low, high, margin):
         for j in range(i + 1, n):
             if charge[lo + i] == charge[lo + j]:
                 continue
-            m, m2, margin2 = _system(
-                buf[i, 0] + buf[j, 0],
-                buf[i, 1] + buf[j, 1],
-                buf[i, 2] + buf[j, 2],
-                buf[i, 3] + buf[j, 3],
-                margin,
-            )
+            m, m2, margin2 = _pair(buf, i, j, margin)
             near = not (abs(m2 - low * low) > margin2 and abs(m2 - high * high) > margin2)
             if m > low and m < high and not near:
                 return True, False
@@ -270,13 +267,7 @@ def _z_pair(buf, charge, lo, n, z_mass, margin, best, best_margin, others, found
         for b in range(a + 1, n):
             if charge[lo + a] == charge[lo + b]:
                 continue
-            m, _, margin2 = _system(
-                buf[a, 0] + buf[b, 0],
-                buf[a, 1] + buf[b, 1],
-                buf[a, 2] + buf[b, 2],
-                buf[a, 3] + buf[b, 3],
-                margin,
-            )
+            m, _, margin2 = _pair(buf, a, b, margin)
             distance, d_margin = _distance(m, margin2, z_mass, margin)
             if not found or distance < best:
                 others = min(others, best - best_margin)
