@@ -14,6 +14,7 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
+from boost_histogram import Histogram
 
 from analysis_kernels.columns import jagged
 
@@ -61,16 +62,26 @@ class Analysis:
         return {**self.branches, **extra}
 
 
-def merge(a: Output, b: Output) -> Output:
-    """Add two outputs key by key (histograms, numbers, nested dicts)."""
+def merge(a: Output, b: Output, owned: set[int] | None = None) -> Output:
+    """Add two outputs key by key (histograms, numbers, nested dicts).
+
+    ``owned``, for a running sum: the ids of histograms of ``a`` that the caller's merges
+    made, added into in place; the sums this call makes join it. ``a + b`` copies ``a``, so
+    a sum over N chunks without it copies N times; with it, once per histogram. Neither
+    input's own histograms are changed.
+    """
     out = dict(a)
     for key, value in b.items():
         if key not in out:
             out[key] = value
         elif isinstance(value, dict):
-            out[key] = merge(out[key], value)
+            out[key] = merge(out[key], value, owned)
+        elif owned is not None and id(out[key]) in owned:
+            out[key] += value
         else:
             out[key] = out[key] + value
+            if owned is not None and isinstance(out[key], Histogram):
+                owned.add(id(out[key]))
     return out
 
 

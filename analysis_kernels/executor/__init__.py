@@ -20,11 +20,10 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from boost_histogram import Histogram
 from distributed import Client, as_completed
 from tqdm.auto import tqdm
 
-from analysis_kernels.analyses import ANALYSES, get_analysis
+from analysis_kernels.analyses import ANALYSES, get_analysis, merge
 from analysis_kernels.executor.backends import open_backend
 from analysis_kernels.executor.chunks import Chunk, expand_inputs, plan
 from analysis_kernels.executor.harvest import HarvestSpec, gather
@@ -184,30 +183,8 @@ class _OrderedMerge:
         while self.next in self.pending:
             part = self.pending.pop(self.next)
             if part is not None:
-                self.output = _merged(self.output, part, self.owned) if self.output else part
+                self.output = merge(self.output, part, self.owned) if self.output else part
             self.next += 1
-
-
-def _merged(out: dict, part: dict, owned: set[int]) -> dict:
-    """``merge(out, part)``, with histograms added in place once this merge has its own copy.
-
-    ``a + b`` copies ``a`` at every chunk; here only the first addition does (the same sums),
-    and no chunk's output is changed. The histograms in ``owned`` stay in the output, so
-    their ids stay theirs.
-    """
-    out = dict(out)
-    for key, value in part.items():
-        if key not in out:
-            out[key] = value
-        elif isinstance(value, dict):
-            out[key] = _merged(out[key], value, owned)
-        elif id(out[key]) in owned:
-            out[key] += value
-        else:
-            out[key] = out[key] + value
-            if isinstance(out[key], Histogram):
-                owned.add(id(out[key]))
-    return out
 
 
 def _progress_bar(total: int, name: str):
