@@ -122,7 +122,7 @@ def _kube_spawner(c, settings: FacilitySettings) -> None:
     # z2jh sets c.KubeSpawner.profile_list from its values ([] by default); the subclass's
     # section of the config wins over it.
     c.FacilityKubeSpawner.profile_list = facility_profile_list
-    hub_namespace = kube.namespace or c.KubeSpawner.get("namespace") or ""
+    hub_namespace = kube.namespace or c.KubeSpawner.get("namespace")
     _hub_reachable_from_users_namespaces(c, hub_namespace or os.environ.get("POD_NAMESPACE", ""))
 
 
