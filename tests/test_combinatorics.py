@@ -140,3 +140,39 @@ def test_at_least_n_above_counts_as_awkward_does(n):
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(dtype)
         got = C.at_least_n_above(offsets, values, np.float32(40), n)
         np.testing.assert_array_equal(got, expected)
+
+
+def _jet_events(counts: list[int], seed: int) -> ak.Array:
+    """Events of random jets with the given counts, the last event's four jets identical but
+    for their b-tags (every trijet ties; the first must win, as ak.argmin's)."""
+    rng = np.random.default_rng(seed)
+    total = sum(counts)
+    fields = {
+        "pt": rng.uniform(20, 120, total),
+        "eta": rng.uniform(-2.5, 2.5, total),
+        "phi": rng.uniform(-np.pi, np.pi, total),
+        "mass": rng.uniform(0, 15, total),
+        "btag": rng.uniform(0, 1, total),
+    }
+    for name, value in (("pt", 60.0), ("eta", 0.3), ("phi", 1.0), ("mass", 8.0)):
+        fields[name][-4:] = value
+    fields["btag"][-4:] = [0.15, 0.25, 0.35, 0.45]
+    return ak.zip(
+        {f"Jet_{k}": ak.unflatten(v.astype(np.float32), counts) for k, v in fields.items()},
+        depth_limit=1,
+    )
+
+
+@pytest.mark.parametrize("margin", [C.MARGIN, np.float32(np.inf)])
+def test_trijet_with_few_jets_and_ties_equals_the_columnar_code(monkeypatch, margin):
+    """Events with 0-2 jets are skipped, any count above is searched, and a tie goes to the
+    first trijet, fast or redone with numpy's pz and E."""
+    events = _jet_events([0, 1, 2, 3, 4, 5, 7, 2, 0, 9, 3, 4], seed=5)
+    kernel = functools.partial(C.trijet_closest_to, margin=margin)
+    monkeypatch.setattr(adl, "trijet_closest_to", kernel)
+    ours, theirs = adl.q6(events)[0], previous.adl_q6(events)[0]
+    for key, h in theirs.items():
+        assert np.array_equal(ours[key].values(flow=True), h.values(flow=True)), key
+    assert ours["trijet_btag"].sum(flow=True) == 7
+    _, _, btag = kernel(*adl._kinematics(events[-1:], "Jet", ["btag"]), np.float32(172.5))
+    assert btag.tolist() == [np.float32(0.35)]
