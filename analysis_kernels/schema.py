@@ -52,7 +52,7 @@ def collections(types: Mapping[str, str]) -> dict[str, list[str]]:
     return out
 
 
-_OPEN_FILES: OrderedDict[tuple, object] = OrderedDict()
+_OPEN_FILES: OrderedDict[tuple, tuple[object, dict]] = OrderedDict()
 MAX_OPEN_FILES = 32
 
 
@@ -65,8 +65,9 @@ def file_version(path: str) -> tuple[int, int] | None:
     return stat.st_size, stat.st_mtime_ns
 
 
-def _open(path: str):
-    """An open ROOT file, reused by later chunks of the same file in the same thread.
+def _open(path: str) -> tuple[object, dict]:
+    """An open ROOT file and the trees taken from it so far, reused by later chunks of the
+    same file in the same thread.
 
     Opening a file parses its header and streamers, which costs as much as reading a small
     chunk.
@@ -85,16 +86,20 @@ def _open(path: str):
     else:
         handler = None if "://" in path else uproot.source.file.MemmapSource
         file = uproot.open(path, array_cache=None, handler=handler)
-    _OPEN_FILES[key] = file
+    opened = _OPEN_FILES[key] = (file, {})
     while len(_OPEN_FILES) > MAX_OPEN_FILES:
-        _OPEN_FILES.popitem(last=False)[1].close()
-    return file
+        _OPEN_FILES.popitem(last=False)[1][0].close()
+    return opened
 
 
 def open_tree(path: str, tree: str = TREE):
-    """Open ``path`` and return its tree, or raise :class:`InputError` naming the file."""
+    """Open ``path`` and return its tree, or raise :class:`InputError` naming the file.
+
+    The tree is kept with its open file: uproot would find the same object again, but through
+    its key and a cache key, which cost more per chunk than the rest of the call.
+    """
     try:
-        file = _open(path)
+        file, trees = _open(path)
     except InputError:
         raise
     except FileNotFoundError as err:
@@ -103,6 +108,14 @@ def open_tree(path: str, tree: str = TREE):
         raise InputError(
             f"not a readable ROOT file ({type(err).__name__}: {err})", file=path
         ) from err
+    found = trees.get(tree)
+    if found is None:
+        found = trees[tree] = _tree(file, tree, path)
+    return found
+
+
+def _tree(file, tree: str, path: str):
+    """``file[tree]``, or :class:`InputError` naming what the file has instead."""
     try:
         return file[tree]
     except KeyError as err:
@@ -140,7 +153,14 @@ def read_chunk(
     are read by the lean basket reader (:mod:`analysis_kernels.baskets`), which hands what it
     does not read to uproot branch by branch; remote files through uproot.
     """
-    events_tree = open_tree(path, tree)
+    return read_tree(open_tree(path, tree), path, declared, entry_start, entry_stop)
+
+
+def read_tree(
+    events_tree, path: str, declared: Mapping[str, str], entry_start: int, entry_stop: int
+) -> tuple[ak.Array, int]:
+    """:func:`read_chunk` from a tree already open (``open_tree(path)``), for a caller that
+    opened it to see what it is."""
     lean = None if grid.is_remote(path) else baskets.reader(events_tree, path)
     names = list(declared)
     if lean is None:

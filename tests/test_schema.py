@@ -78,3 +78,36 @@ def test_missing_tree_and_non_root_file_are_named(tmp_path):
         read_chunk(str(text), {"run": "uint32"}, 0, 3)
     with pytest.raises(InputError, match=r"absent.root: file not found"):
         read_chunk(str(tmp_path / "absent.root"), {"run": "uint32"}, 0, 3)
+
+
+def test_a_chunk_opens_its_tree_once_and_a_rewritten_file_afresh(tmp_path, monkeypatch):
+    """A chunk opens its file's tree once, and later chunks get the tree the first took
+    (uproot is not asked again); a file rewritten in place is read anew, never from the
+    old tree."""
+    from analysis_kernels import schema
+    from analysis_kernels.executor.chunks import Chunk
+    from analysis_kernels.executor.task import process_chunk
+
+    path = tmp_path / "met.root"
+    with uproot.recreate(path) as f:
+        f.mktree("Events", {"MET_pt": np.float32}).extend({"MET_pt": np.arange(10, dtype="f4")})
+    calls = {"open": 0, "tree": 0}
+    for name, key in (("_open", "open"), ("_tree", "tree")):
+        original = getattr(schema, name)
+        monkeypatch.setattr(schema, name, _counting(original, calls, key))
+    for start in (0, 5):
+        process_chunk("adl_q1", Chunk(0, str(path), start, start + 5), {})
+    assert calls == {"open": 2, "tree": 1}
+    with uproot.recreate(path) as f:
+        f.mktree("Events", {"MET_pt": np.float32}).extend({"MET_pt": np.full(12, 7, "f4")})
+    events, _ = read_chunk(str(path), {"MET_pt": "float32"}, 0, 12)
+    assert events.MET_pt.tolist() == [7.0] * 12
+    assert calls["tree"] == 2
+
+
+def _counting(function, calls: dict, key: str):
+    def counted(*args):
+        calls[key] += 1
+        return function(*args)
+
+    return counted

@@ -14,7 +14,7 @@ from analysis_kernels.executor import cache as column_cache
 from analysis_kernels.executor import lazy, user
 from analysis_kernels.executor.chunks import Chunk
 from analysis_kernels.executor.harvest import HarvestSpec, write_snapshot
-from analysis_kernels.schema import TREE, open_tree, read_chunk
+from analysis_kernels.schema import TREE, open_tree, read_tree
 
 
 @dataclass
@@ -118,7 +118,7 @@ def _read_typed(chunk: Chunk, branches: dict[str, str], tree: str) -> tuple:
     span = (chunk.entry_start, chunk.entry_stop)
     source = open_tree(chunk.file, tree)
     if lazy.is_ttree(source):
-        return read_chunk(chunk.file, branches, *span, tree)
+        return read_tree(source, chunk.file, branches, *span)
     events = lazy.read_columns(source, chunk.file, list(branches), *span)
     for name, expected in branches.items():
         found = str(events[name].type.content)
