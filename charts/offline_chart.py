@@ -22,11 +22,28 @@ def pinned() -> dict[str, dict]:
     return {d["name"]: d for d in meta["dependencies"]}
 
 
-def copy_chart(destination: Path, keep: tuple[str, ...] = ()) -> Path:
+def brought_in(name: str, chart: Path = CHART) -> Path | None:
+    """A dependency's chart where ``helm dependency build`` puts it (its archive), or unpacked
+    there by hand (a directory of that name); None when it is not there."""
+    found = [c for c in (chart / "charts").glob(f"{name}*") if _dependency_name(c) == name]
+    return max(found, default=None)
+
+
+def _dependency_name(path: Path) -> str:
+    """``jupyterhub`` for ``jupyterhub-4.4.0.tgz`` or a directory ``jupyterhub``."""
+    return path.name.rsplit("-", 1)[0] if path.name.endswith(".tgz") else path.name
+
+
+def copy_chart(destination: Path, keep: tuple[str, ...] = (), source: Path = CHART) -> Path:
     """The chart copied into ``destination``, with only the dependencies in ``keep``; the
-    operator's is filled in here, any other kept one must be put in ``charts/`` by the caller."""
+    operator's is filled in here, any other kept one must be in ``charts/`` (brought in by
+    ``helm dependency build`` or by hand). Helm renders every chart it finds in ``charts/``,
+    listed or not, so those not kept are left out of the copy."""
     chart = Path(destination) / CHART.name
-    shutil.copytree(CHART, chart)
+    shutil.copytree(source, chart)
+    for found in (chart / "charts").glob("*"):
+        if _dependency_name(found) not in keep or _dependency_name(found) == OPERATOR:
+            shutil.rmtree(found) if found.is_dir() else found.unlink()
     meta = yaml.safe_load((chart / "Chart.yaml").read_text())
     meta["dependencies"] = [d for d in meta["dependencies"] if d["name"] in keep]
     if not meta["dependencies"]:

@@ -22,7 +22,7 @@ import requests
 import yaml
 from distributed import Client, LocalCluster
 
-from charts.offline_chart import CHART, OPERATOR, copy_chart, pinned
+from charts.offline_chart import CHART, OPERATOR, brought_in, copy_chart, pinned
 from hub_config.settings import load_settings
 from hub_config.tenancy import TENANT_LABEL, XCACHE_PODS, tenant_objects
 
@@ -511,8 +511,9 @@ def test_upgrades_keep_the_iam_secret_and_the_hub_database(own_chart):
 
 def test_umbrella_renders_with_its_upstream_subcharts(tmp_path):
     """The dask operator chart comes from the pinned dask-kubernetes package; z2jh's chart
-    from its repository when that is reachable (it is not from the CI machines, and the test
-    says so in a warning instead of pretending)."""
+    from where ``helm dependency build`` or a developer put it, else from its repository when
+    that is reachable (it is not from the CI machines, and the test says so in a warning
+    instead of pretending)."""
     jupyterhub = pinned()["jupyterhub"]
     fetched = helm(
         "pull",
@@ -525,9 +526,11 @@ def test_umbrella_renders_with_its_upstream_subcharts(tmp_path):
         "-d",
         str(tmp_path / "pulled"),
     )
-    if fetched.returncode == 0:
+    with_z2jh = bool(brought_in("jupyterhub")) or fetched.returncode == 0
+    if with_z2jh:
         chart = copy_chart(tmp_path, keep=(OPERATOR, "jupyterhub"))
-        shutil.copytree(tmp_path / "pulled" / "jupyterhub", chart / "charts" / "jupyterhub")
+        if not brought_in("jupyterhub", chart):
+            shutil.copytree(tmp_path / "pulled" / "jupyterhub", chart / "charts" / "jupyterhub")
     else:
         chart = copy_chart(tmp_path, keep=(OPERATOR,))
         warnings.warn(
@@ -545,8 +548,44 @@ def test_umbrella_renders_with_its_upstream_subcharts(tmp_path):
     assert not any(kind == "ClusterRole" and "dask-kubernetes" in name for kind, name in kinds)
     for doc in docs:
         kubernetes_validate.validate(doc, KUBERNETES, strict=True)
-    if fetched.returncode == 0:
+    if with_z2jh:
         assert ("Deployment", "hub") in kinds
+
+
+def _brought_in(charts: Path, name: str, version: str) -> None:
+    """A chart named like a dependency, packaged into ``charts/`` as ``helm dependency
+    build`` leaves it; it renders one ConfigMap named after itself."""
+    source = charts.parent / "packaging" / name
+    (source / "templates").mkdir(parents=True)
+    meta = {"apiVersion": "v2", "name": name, "version": version}
+    (source / "Chart.yaml").write_text(yaml.safe_dump(meta))
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"from-{name}"}}
+    (source / "templates" / "configmap.yaml").write_text(yaml.safe_dump(configmap))
+    packaged = helm("package", str(source), "-d", str(charts))
+    assert packaged.returncode == 0, packaged.stderr
+
+
+def test_the_copy_keeps_a_brought_in_z2jh_and_leaves_out_what_it_does_not_keep(tmp_path):
+    """Helm renders every chart in ``charts/``, listed or not: a z2jh archive that ``helm
+    dependency build`` left there renders only when kept, and a fetched operator archive gives
+    way to the pinned package's chart instead of rendering beside it."""
+    site = tmp_path / "site" / CHART.name
+    shutil.copytree(
+        CHART, site, ignore=lambda folder, _: ["charts"] if folder == str(CHART) else []
+    )
+    _brought_in(site / "charts", "jupyterhub", pinned()["jupyterhub"]["version"])
+    _brought_in(site / "charts", OPERATOR, pinned()[OPERATOR]["version"])
+    assert brought_in("jupyterhub", site) == site / "charts" / "jupyterhub-4.4.0.tgz"
+
+    without = copy_chart(tmp_path / "without", keep=(OPERATOR,), source=site)
+    names = {d["metadata"]["name"] for d in render(without, VALUES[0])}
+    assert "from-jupyterhub" not in names and f"from-{OPERATOR}" not in names
+    assert "dask-kubernetes-operator" in names
+
+    kept = copy_chart(tmp_path / "kept", keep=(OPERATOR, "jupyterhub"), source=site)
+    names = {d["metadata"]["name"] for d in render(kept, VALUES[0])}
+    assert "from-jupyterhub" in names and f"from-{OPERATOR}" not in names
+    assert sorted(p.name for p in (kept / "charts").iterdir()) == [OPERATOR, "jupyterhub-4.4.0.tgz"]
 
 
 XCACHE_ON = [

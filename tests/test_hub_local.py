@@ -97,3 +97,19 @@ def _listening(url: str) -> bool:
     except requests.ConnectionError:
         return False
     return True
+
+
+def test_the_iam_listens_on_the_address_it_is_given_and_not_on_loopback(tmp_path):
+    """The e2e umbrella's IAM listens on the node's address, which the hub pod and the browser
+    both reach: its issuer names that address, it answers there, and not on 127.0.0.1."""
+    from hub_config.local.facility import LocalFacility
+
+    iam = LocalFacility(state_dir=tmp_path, hub=False, idp_host="127.0.0.2").start()
+    try:
+        assert iam.issuer == f"http://127.0.0.2:{iam.idp_port}"
+        discovery = "/.well-known/openid-configuration"
+        assert requests.get(iam.issuer + discovery, timeout=10).json()["issuer"] == iam.issuer
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{iam.idp_port}{discovery}", timeout=10)
+    finally:
+        iam.stop()

@@ -255,7 +255,7 @@ const server = config.tls
     provider.callback(),
   )
   : http.createServer(provider.callback());
-server.listen(config.port, '127.0.0.1', () => {
+server.listen(config.port, config.host ?? '127.0.0.1', () => {
   console.log(`devidp: ${config.issuer} ready, ${users.size} users from ${config.users}`);
 });
 for (const signal of ['SIGINT', 'SIGTERM']) {

@@ -71,6 +71,8 @@ class LocalFacility:
     users_file: Path = DEFAULT_USERS
     hub_port: int = 0
     idp_port: int = 0
+    # Where the IAM listens: an address pods reach for a hub that runs in a pod beside a node.
+    idp_host: str = "127.0.0.1"
     access_token_ttl: int = 3600
     token_check_interval: float = 60
     token_refresh_margin: float = 300
@@ -104,7 +106,7 @@ class LocalFacility:
 
     @property
     def issuer(self) -> str:
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.idp_port}"
+        return f"{'https' if self.tls else 'http'}://{self.idp_host}:{self.idp_port}"
 
     @property
     def client_secret_file(self) -> Path:
@@ -149,6 +151,7 @@ class LocalFacility:
         secret = _secret_file(self.client_secret_file, lambda: secrets.token_urlsafe(32))
         config = {
             "issuer": self.issuer,
+            "host": self.idp_host,
             "port": self.idp_port,
             "users": str(Path(self.users_file).resolve()),
             "keys": str(self.state_dir / "secrets" / "idp-keys.json"),

@@ -1,17 +1,22 @@
 """The facility end to end on the real node (charts/node): the images built here imported into
 its containerd, the chart installed with its dask operator running as a pod of the operator
-image, and the real hub (development IAM, hub_config for Kubernetes) as a process beside the
-node whose API listens on the node's address, where users' pods reach it. z2jh's chart is out
-of reach here, so the hub is not a pod (the README says how to run the umbrella by hand)."""
+image, and the real hub with the development IAM and hub_config for Kubernetes, reachable by
+users' pods.
+
+Where z2jh's chart was brought in (``charts/analysis-facility/charts/``, where ``helm
+dependency build`` puts it; never committed), the hub is the whole umbrella's: z2jh's hub and
+proxy pods, its NetworkPolicies enforced (tests/e2e/umbrella.py). Otherwise, as in CI, the hub
+is a process beside the node whose API listens on the node's address."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from charts.node.node import ADDRESS
-from charts.offline_chart import OPERATOR, copy_chart
+from charts.node.node import ADDRESS, Node
+from charts.offline_chart import OPERATOR, brought_in, copy_chart
 from tests.cluster.cluster_api import (
     NAMESPACE,
     account_kubeconfig,
@@ -21,9 +26,18 @@ from tests.cluster.cluster_api import (
     release,
 )
 from tests.e2e.on_node import ANALYSIS_IMAGE
+from tests.e2e.umbrella import UmbrellaHub, umbrella_iam, umbrella_values
 from tests.node import real_node
 
 node = real_node.node  # the session's one node, shared with tests/node
+
+Z2JH = brought_in("jupyterhub")
+
+
+def pytest_report_header() -> str:
+    where = f"the umbrella's pods (z2jh's chart: {Z2JH})" if Z2JH else "beside the node"
+    return f"e2e hub: {where}"
+
 
 CHART_KUBERNETES = chart_facility_values()
 # Small servers, so that two users' servers and a Dask cluster fit the node's two cores.
@@ -49,30 +63,69 @@ def images(node) -> list[str]:
     return references
 
 
+@dataclass
+class Installation:
+    """The release the tests installed, with the values to upgrade it by."""
+
+    node: Node
+    chart: Path
+    values: str
+    settings: list[str]
+
+    def release(self, verb: str, *extra: str):
+        return release(self.node.plane, verb, self.chart, self.values, *self.settings, *extra)
+
+
 @pytest.fixture(scope="session")
-def installed(node, images, tmp_path_factory) -> Path:
-    """The dask CRDs, then the chart with its dask operator subchart; helm waits for the
-    operator's pod, which runs the operator image built here."""
+def iam(tmp_path_factory):
+    """For the umbrella, the IAM beside the node (started before the hub pod, which reads its
+    discovery at start); None where the hub runs beside the node with an IAM of its own."""
+    if not Z2JH:
+        yield None
+        return
+    facility = umbrella_iam(tmp_path_factory.mktemp("e2e-iam"))
+    yield facility
+    facility.stop()
+
+
+@pytest.fixture(scope="session")
+def installed(node, images, iam, tmp_path_factory) -> Installation:
+    """The dask CRDs, then the chart with its dask operator subchart (and z2jh's, where it was
+    brought in); helm waits for the pods, which run the images built here."""
     apply_operator_crds(node.plane)
-    chart = copy_chart(tmp_path_factory.mktemp("chart"), keep=(OPERATOR,))
-    install = release(
-        node.plane, "install", chart, "minimal-values.yaml", "--create-namespace",
-        "--wait", "--timeout=5m", "--set", f"{OPERATOR}.image.pullPolicy=Never",
-    )  # fmt: skip
-    assert install.returncode == 0, install.stderr + operator_log(node)
-    return chart
+    kept = (OPERATOR, "jupyterhub") if iam else (OPERATOR,)
+    chart = copy_chart(tmp_path_factory.mktemp("chart"), keep=kept)
+    if iam:
+        values, settings = umbrella_values(chart, iam)
+    else:
+        values, settings = "minimal-values.yaml", ["--set", f"{OPERATOR}.image.pullPolicy=Never"]
+    installation = Installation(node, chart, values, settings)
+    install = installation.release("install", "--create-namespace", "--wait", "--timeout=8m")
+    assert install.returncode == 0, install.stderr + release_story(node)
+    return installation
 
 
-def operator_log(node) -> str:
-    done = node.kubectl("logs", "-n", NAMESPACE, f"deployment/{OPERATOR}", "--tail=40")
-    return done.stdout + done.stderr
+def release_story(node) -> str:
+    """The pods and the operator's and hub's last lines, for a failed install's message."""
+    listing = node.kubectl("get", "pods", "-n", NAMESPACE, "-o", "wide").stdout
+    logs = [
+        node.kubectl("logs", "-n", NAMESPACE, f"deployment/{name}", "--tail=40")
+        for name in (OPERATOR, "hub")
+    ]
+    return "\n".join([listing, *(done.stdout + done.stderr for done in logs)])
 
 
 @pytest.fixture(scope="session")
-def kube_hub(node, installed, tmp_path_factory):
-    """The real hub for Kubernetes beside the node, its API on the node's address, its
-    KubeSpawner acting as z2jh's hub account; tokens refreshed every few seconds so that a test
-    sees a refresh reach the running pods."""
+def kube_hub(node, installed, iam, tmp_path_factory):
+    """The umbrella's hub pods where z2jh's chart was brought in; otherwise the real hub for
+    Kubernetes beside the node, its API on the node's address, its KubeSpawner acting as z2jh's
+    hub account. Either way tokens are refreshed every few seconds so that a test sees a
+    refresh reach the running pods."""
+    if iam:
+        hub = UmbrellaHub(node, iam).start()
+        yield hub
+        hub.stop()
+        return
     from hub_config.local.facility import LocalFacility
 
     hub = make_hub_account(node.plane)

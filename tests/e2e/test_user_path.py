@@ -21,7 +21,7 @@ from analysis_kernels.clusters import OWNER_LABEL
 from charts.node.node import NAME
 from hub_config.local.client import HubUser
 from hub_config.tenancy import tenant_namespace
-from tests.cluster.cluster_api import BIN, NAMESPACE, account_kubeconfig, release
+from tests.cluster.cluster_api import BIN, NAMESPACE, account_kubeconfig
 from tests.e2e.on_node import ANALYSIS_IMAGE, get, pods, wait_for
 from tests.test_hub_browser import CHROMIUM, FLAGS, screenshot, sign_in
 
@@ -352,8 +352,8 @@ def test_bob_cannot_read_alices_token_from_his_pod(node, users):
     his = exec_in(node, BOB, "jupyter-bob", "cat", TOKEN_FILE)
     assert his and his != hers
     found = node.kubectl(
-        "exec", "-n", BOB, "jupyter-bob", "--", "grep", "-rlF", hers[-40:], "/var/run", "/tmp",
-        "/home/jovyan",
+        "exec", "-n", BOB, "jupyter-bob", "--", "grep", "-rlF", "-e", hers[-40:], "/var/run",
+        "/tmp", "/home/jovyan",
     )  # fmt: skip
     assert found.returncode == 1 and not found.stdout, f"her token in his pod: {found.stdout}"
 
@@ -418,10 +418,7 @@ def test_her_home_outlives_server_hub_and_upgrade_and_her_dask_pods_die_with_her
     assert get(node, "pod", "jupyter-alice", ALICE)["metadata"]["uid"] == uid
     assert exec_in(node, ALICE, "jupyter-alice", "cat", "/home/jovyan/kept.txt").strip() == "kept"
 
-    upgrade = release(
-        node.plane, "upgrade", installed, "minimal-values.yaml", "--wait", "--timeout=5m",
-        "--set", "dask-kubernetes-operator.image.pullPolicy=Never",
-    )  # fmt: skip
+    upgrade = installed.release("upgrade", "--wait", "--timeout=5m")
     assert upgrade.returncode == 0, upgrade.stderr
     assert exec_in(node, ALICE, "jupyter-alice", "cat", "/home/jovyan/kept.txt").strip() == "kept"
     assert get(node, "pvc", "claim-alice", ALICE)["status"]["phase"] == "Bound"
