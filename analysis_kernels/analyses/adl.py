@@ -22,7 +22,14 @@ import awkward as ak
 import hist
 import numpy as np
 
-from analysis_kernels.analyses.base import Analysis, ChunkResult, Output, column, columns
+from analysis_kernels.analyses.base import (
+    Analysis,
+    ChunkResult,
+    Output,
+    clone,
+    column,
+    columns,
+)
 from analysis_kernels.kernels.combinatorics import (
     at_least_n_above,
     isolated_jet_sum,
@@ -49,8 +56,13 @@ AXES = {
 }
 
 
+_EMPTY = {name: hist.Hist(axis) for name, axis in AXES.items()}
+
+
 def _h(axis: str) -> hist.Hist:
-    return hist.Hist(AXES[axis])
+    """A new empty histogram on ``AXES[axis]``, the same as ``hist.Hist(AXES[axis])``, as a
+    copy of one made once (``hist.Hist`` takes 24 us, a fifth of Q1's fill of a chunk)."""
+    return clone(_EMPTY[axis])
 
 
 def q1(ev: ak.Array) -> ChunkResult:

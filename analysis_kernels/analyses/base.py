@@ -7,12 +7,15 @@ numbers a physicist reads (fitted yields, efficiencies, signal-region yields).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import awkward as ak
+import boost_histogram._core.hist as _core
+import hist
 import numpy as np
 from boost_histogram import Histogram
 
@@ -77,12 +80,63 @@ def merge(a: Output, b: Output, owned: set[int] | None = None) -> Output:
         elif isinstance(value, dict):
             out[key] = merge(out[key], value, owned)
         elif owned is not None and id(out[key]) in owned:
-            out[key] += value
+            out[key] = _add_into(out[key], value)
         else:
-            out[key] = out[key] + value
+            out[key] = _sum(out[key], value)
             if owned is not None and isinstance(out[key], Histogram):
                 owned.add(id(out[key]))
     return out
+
+
+# Classes whose arithmetic is boost-histogram's own (a subclass may redefine it), and the
+# storages whose C++ histograms add bin by bin.
+_PLAIN = frozenset({Histogram, hist.Hist})
+_ADDABLE = frozenset({_core.any_double, _core.any_weight, _core.any_int64})
+
+
+def _simple(h) -> bool:
+    """Whether ``h`` is a histogram of a plain class and storage with no axis that grows
+    (a sum could change its bins; the copy of such an axis is made otherwise)."""
+    return type(h) in _PLAIN and type(h._hist) in _ADDABLE and not h._has_growth
+
+
+def _plain(a, b) -> bool:
+    """Whether ``a + b`` is the C++ histograms' own sum: two simple histograms of one
+    class and storage."""
+    return type(a) is type(b) and _simple(a) and type(a._hist) is type(b._hist)
+
+
+def _add_into(a, b):
+    """``a += b``. For plain histograms the C++ ``+=`` alone (it refuses other axes with
+    the same error): boost-histogram's Python around it takes 8 us, 16 times the sum."""
+    if not _plain(a, b):
+        a += b
+        return a
+    a._hist += b._hist
+    a._variance_known = False  # as boost-histogram marks any sum
+    return a
+
+
+def _sum(a, b):
+    """``a + b``: for plain histograms a copy of ``a`` (its class, attributes, axes with
+    their own metadata) added into, without boost-histogram's generic copy (25 us)."""
+    if not _plain(a, b):
+        return a + b
+    return _add_into(clone(a), b)
+
+
+def clone(h: Histogram) -> Histogram:
+    """``copy.copy(h)`` (each axis' metadata copied too), for a simple histogram in a
+    quarter of the time: for histograms made per chunk from an empty one."""
+    if not _simple(h):
+        return copy.copy(h)
+    new = object.__new__(type(h))
+    new._hist = copy.copy(h._hist)  # copies each axis' metadata dict
+    new.__dict__ = dict(h.__dict__)
+    new.axes = type(h.axes)(
+        type(axis)._convert_cpp(new._hist.axis(i)) for i, axis in enumerate(h.axes)
+    )
+    return new
 
 
 def _content(events: ak.Array, name: str):
