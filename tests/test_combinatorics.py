@@ -1,6 +1,7 @@
 """The four-vectors of the ADL pair and triplet searches (Q5, Q6, Q8): the fast pz and E, the
 margin within which a search goes back to numpy's, and the histograms either way, on the
-generated data and the real NanoAOD file."""
+generated data and the real NanoAOD file; and the candidates and histograms with a NaN,
+infinite or overflowing value in single objects, or an m^2 rounded below 0."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from analysis_kernels.analyses import adl
 from analysis_kernels.analyses.base import columns
 from analysis_kernels.executor.chunks import expand_inputs
 from analysis_kernels.kernels import combinatorics as C
-from analysis_kernels.kinematics import four_vector
+from analysis_kernels.kinematics import delta_phi, four_vector
 from analysis_kernels.schema import read_chunk
 from tests.test_kernels import adl_files  # noqa: F401 (the fixture)
 
@@ -176,3 +177,146 @@ def test_trijet_with_few_jets_and_ties_equals_the_columnar_code(monkeypatch, mar
     assert ours["trijet_btag"].sum(flow=True) == 7
     _, _, btag = kernel(*adl._kinematics(events[-1:], "Jet", ["btag"]), np.float32(172.5))
     assert btag.tolist() == [np.float32(0.35)]
+
+
+COLLECTIONS = {"q5": ["Muon"], "q6": ["Jet"], "q8": ["Muon", "Electron"]}
+
+
+def _random_events(seed: int, n: int = 600) -> ak.Array:
+    """Events of 0-6 jets, 0-4 muons and 0-3 electrons (random charges), with MET."""
+    rng = np.random.default_rng(seed)
+    fields = {"MET_pt": rng.uniform(0, 200, n), "MET_phi": rng.uniform(-np.pi, np.pi, n)}
+    fields = {k: v.astype(np.float32) for k, v in fields.items()}
+    for name, most, mass in (("Jet", 6, 0), ("Muon", 4, 0.105658), ("Electron", 3, 0.000511)):
+        counts = rng.integers(0, most + 1, n)
+        total = counts.sum()
+        values = {
+            "pt": rng.uniform(20, 120, total),
+            "eta": rng.uniform(-2.5, 2.5, total),
+            "phi": rng.uniform(-np.pi, np.pi, total),
+            "mass": rng.uniform(0, 15, total) if name == "Jet" else np.full(total, mass),
+        }
+        values = {k: v.astype(np.float32) for k, v in values.items()}
+        if name == "Jet":
+            values["btag"] = rng.uniform(0, 1, total).astype(np.float32)
+        else:
+            values["charge"] = rng.choice(np.array([-1, 1], np.int32), total)
+        fields |= {f"{name}_{k}": ak.unflatten(v, counts) for k, v in values.items()}
+    return ak.zip(fields, depth_limit=1)
+
+
+def _spoil(events: ak.Array, names: list[str], field: str, value: float) -> ak.Array:
+    """``events`` with ``field`` set to ``value`` in one object of each event: of the
+    collections ``names`` listed one after another, the one at the event's index modulo
+    their count (so first, middle and last objects all get their turn)."""
+    counts = [ak.to_numpy(ak.num(events[f"{name}_pt"])) for name in names]
+    total = sum(counts)
+    position = np.arange(len(events)) % np.maximum(total, 1)
+    fields = {f: events[f] for f in events.fields}
+    for name, count in zip(names, counts, strict=True):
+        flat = ak.to_numpy(ak.flatten(events[f"{name}_{field}"])).copy()
+        hit = (position >= 0) & (position < count)
+        flat[(np.cumsum(count) - count + position)[hit]] = value
+        fields[f"{name}_{field}"] = ak.unflatten(flat, count)
+        position = position - count
+    return ak.zip(fields, depth_limit=1)
+
+
+def _columnar(monkeypatch, query: str, events: ak.Array) -> tuple[dict, dict]:
+    """The columnar code's histograms, and the values it filled each with."""
+    filled, make = {}, previous._h
+
+    def recording(axis):
+        h = make(axis)
+        fill = h.fill
+
+        def record(values):
+            filled[axis] = ak.to_numpy(values)
+            return fill(values)
+
+        h.fill = record
+        return h
+
+    monkeypatch.setattr(previous, "_h", recording)
+    return getattr(previous, f"adl_{query}")(events)[0], filled
+
+
+def _kernel_fills(query: str, events: ak.Array, margin) -> dict:
+    """The values the kernel's query fills its histograms with: the candidates it chose."""
+    met, met_phi = ak.to_numpy(events.MET_pt), ak.to_numpy(events.MET_phi)
+    if query == "q5":
+        muons = adl._kinematics(events, "Muon", ["charge"])
+        good = C.opposite_pair_in_window(*muons, np.float32(60), np.float32(120), margin)
+        return {"met": met[good]}
+    if query == "q6":
+        jets = adl._kinematics(events, "Jet", ["btag"])
+        px, py, btag = C.trijet_closest_to(*jets, np.float32(172.5), margin)
+        return {"trijet_pt": np.hypot(px, py), "btag": btag}
+    leptons = (adl._kinematics(events, name, ["charge", "phi"]) for name in ("Muon", "Electron"))
+    index, pt, phi = C.lead_outside_z_pair(*leptons, np.float32(91.2), margin)
+    cosine = np.cos(delta_phi(phi, met_phi[index]))
+    return {"mt": np.sqrt(2 * pt * met[index] * (1 - cosine))}
+
+
+def _assert_as_the_columnar_code(monkeypatch, query: str, events: ak.Array, margin) -> None:
+    """The same candidates (the values filled, NaN or not) and the same histograms."""
+    theirs, filled = _columnar(monkeypatch, query, events)
+    ours = _kernel_fills(query, events, margin)
+    assert set(ours) == set(filled)
+    for axis, values in filled.items():
+        np.testing.assert_array_equal(ours[axis], values, err_msg=axis)
+    kernel = getattr(C, QUERIES[query])
+    monkeypatch.setattr(adl, QUERIES[query], functools.partial(kernel, margin=margin))
+    for key, h in getattr(adl, query)(events)[0].items():
+        assert np.array_equal(h.values(flow=True), theirs[key].values(flow=True)), key
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy's, on the bad values
+@pytest.mark.parametrize("margin", [C.MARGIN, np.float32(np.inf)])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, 1e30])
+@pytest.mark.parametrize("field", ["pt", "eta", "phi", "mass"])
+@pytest.mark.parametrize("query", sorted(QUERIES))
+def test_one_bad_value_per_event_gives_the_columnar_results(
+    monkeypatch, query, field, value, margin
+):
+    """NaN, infinite or overflowing pt, eta, phi or mass in one jet or lepton of each event
+    (a NaN or infinite mass of the pairs and trijets it is in): the columnar code's
+    candidates and histograms (ak.argmin and ak.argmax keep a NaN first value, and skip a
+    NaN after it)."""
+    events = _spoil(_random_events(7), COLLECTIONS[query], field, value)
+    _assert_as_the_columnar_code(monkeypatch, query, events, margin)
+
+
+def _collinear(size: int) -> dict[str, np.ndarray]:
+    """pt, eta, phi and mass of ``size`` massless objects along one direction whose system's
+    m^2, as numpy computes it in float32, comes out negative (a mass of 0)."""
+    rng = np.random.default_rng(3)
+    direction = np.full(size, np.float32(0.7)), np.full(size, np.float32(1.1))
+    massless = np.zeros(size, np.float32)
+    while True:
+        pt = rng.uniform(20, 120, size).astype(np.float32)
+        px, py, pz, e = (sum(c) for c in four_vector(pt, *direction, massless))
+        if e * e - px * px - py * py - pz * pz < 0:
+            return {"pt": pt, "eta": direction[0], "phi": direction[1], "mass": massless}
+
+
+@pytest.mark.parametrize("margin", [C.MARGIN, np.float32(np.inf)])
+@pytest.mark.parametrize("query", sorted(QUERIES))
+def test_negative_m2_from_rounding_gives_the_columnar_results(monkeypatch, query, margin):
+    """The first pair (trijet) of every event with one has an m^2 rounded below 0: a mass
+    of 0, as numpy's ``sqrt(maximum(m2, 0))``."""
+    events = _random_events(9)
+    name, size = COLLECTIONS[query][0], 3 if query == "q6" else 2
+    fields = {f: events[f] for f in events.fields}
+    count = ak.to_numpy(ak.num(events[f"{name}_pt"]))
+    first = np.repeat(np.arange(len(count)), count) - np.repeat(np.cumsum(count) - count, count)
+    for field, values in _collinear(size).items():
+        flat = ak.to_numpy(ak.flatten(events[f"{name}_{field}"])).copy()
+        for k, value in enumerate(values):
+            flat[first == k] = value
+        fields[f"{name}_{field}"] = ak.unflatten(flat, count)
+    if query != "q6":
+        charge = ak.to_numpy(ak.flatten(events[f"{name}_charge"])).copy()
+        charge[first == 0], charge[first == 1] = 1, -1
+        fields[f"{name}_charge"] = ak.unflatten(charge, count)
+    _assert_as_the_columnar_code(monkeypatch, query, ak.zip(fields, depth_limit=1), margin)

@@ -11,6 +11,10 @@ at a fraction of its cost:
   that margin could change (a mass that close to a window edge, two candidates that close
   to the target) is searched again with numpy's pz and E (:func:`_as_numpy`): on the
   benchmark data 1 in 20,000 of Q5's searches, 1 in 1,700 of Q8's, 1 in 80 of Q6's.
+  So is an event whose fast search met a NaN or infinite m^2 (from NaN or infinite pt, eta,
+  phi or mass), or systems large enough for numpy's to overflow where the fast did not
+  (:data:`HUGE`); there, as in the columnar code, a NaN m^2 is a NaN mass, in no window and
+  never closest, but kept by ``ak.argmin`` as its first candidate.
 
 Each event's px, py, pz, E are loaded into a small (objects, 4) buffer, which the loops read
 faster than four flat arrays. Two collections (muons, then electrons) are searched as one
@@ -31,6 +35,11 @@ INF = F32(np.inf)
 # 2^-21 of e^2 + |p|^2: 2^-16 is three times the sum of those, and more than ten times the
 # most seen (tests/test_combinatorics.py).
 MARGIN = F32(2.0**-16)
+# The sum of e^2 + |p|^2 over an event's candidates from which a fast search is unsure: a NaN
+# or infinite m^2 makes the sum NaN or infinite, and below it no px, py, pz or E of the fast
+# or of numpy's four-vectors is near overflow, so MARGIN holds. One addition a candidate,
+# where a check of each object in _load cost Q5 and Q6 a third more.
+HUGE = F32(2.0**120)
 
 
 @numba.njit(cache=True, inline="always")
@@ -81,10 +90,21 @@ def _load(buf, lo, hi, px, py, pt, eta, mass, exact):
 
 @numba.njit(cache=True, inline="always")
 def _system(px, py, pz, e, margin):
-    """Mass, m^2 and the margin on m^2 of a system (``margin`` times e^2 + |p|^2)."""
+    """Mass (numpy's ``sqrt(maximum(m2, 0))``: 0 for a negative m^2, NaN for a NaN), m^2 and
+    the margin on m^2 of a system (``margin`` times e^2 + |p|^2)."""
     ee, xx, yy, zz = e * e, px * px, py * py, pz * pz
     m2 = ee - xx - yy - zz
-    return (np.sqrt(m2) if m2 > 0 else F32(0)), m2, margin * (ee + xx + yy + zz)
+    return (F32(0) if m2 < 0 else np.sqrt(m2)), m2, margin * (ee + xx + yy + zz)
+
+
+@numba.njit(cache=True, inline="always")
+def _nan_mass(buf, size):
+    """Whether the system of the first ``size`` rows of an event's buffer has a NaN mass: as
+    ``ak.argmin``'s first candidate it stays the chosen one, no distance being below NaN."""
+    x, y, z, e = buf[0, 0], buf[0, 1], buf[0, 2], buf[0, 3]
+    for r in range(1, size):
+        x, y, z, e = x + buf[r, 0], y + buf[r, 1], z + buf[r, 2], e + buf[r, 3]
+    return np.isnan(_system(x, y, z, e, F32(0))[1])
 
 
 @numba.njit(cache=True, inline="always")
@@ -139,7 +159,10 @@ def at_least_n_above(offsets, values, threshold, n):
 @numba.njit(cache=True)
 def _pair_in_window(buf, charge, lo, n, low, high, margin):
     """Whether an opposite-charge pair of the event's ``n`` objects surely has a mass in
-    (low, high), and if not, whether one's m^2 lay within its margin of low^2 or high^2."""
+    (low, high), and if not, whether one's m^2 lay within its margin of low^2 or high^2 or
+    was NaN. With a margin of 0 (numpy's pz and E) that is the columnar comparison of the
+    masses: an m^2 of low^2 or high^2 exactly is a mass of low or high, and a NaN one, or one
+    whose e^2 + |p|^2 overflows (it then rounds to 0 or far above any window), in none."""
     unsure = False
     for i in range(n):
         for j in range(i + 1, n):
@@ -176,8 +199,9 @@ def opposite_pair_in_window(offsets, px, py, pt, eta, mass, charge, low, high, m
 def _closest_trijet(buf, n, target, margin):
     """Rows (i, j, k) of the trijet of the event's ``n`` jets whose mass is closest to
     ``target`` (the first such), and whether another trijet may be as close with numpy's
-    four-vectors (its distance less its margin not above the best's plus its margin)."""
-    best, best_margin, others = INF, F32(0), INF
+    four-vectors (its distance less its margin not above the best's plus its margin) or the
+    margin may not hold (:data:`HUGE`)."""
+    best, best_margin, others, total = INF, F32(0), INF, F32(0)
     bi, bj, bk = 0, 1, 2
     for i in range(n):
         for j in range(i + 1, n):
@@ -188,13 +212,25 @@ def _closest_trijet(buf, n, target, margin):
                 m, _, margin2 = _system(
                     ijx + buf[k, 0], ijy + buf[k, 1], ijz + buf[k, 2], ije + buf[k, 3], margin
                 )
+                total += margin2
                 distance, d_margin = _distance(m, margin2, target, margin)
                 if distance < best:
                     others = min(others, best - best_margin)
                     best, best_margin, bi, bj, bk = distance, d_margin, i, j, k
                 else:
                     others = min(others, distance - d_margin)
-    return bi, bj, bk, not others > best + best_margin
+    return bi, bj, bk, not others > best + best_margin or not total < margin * HUGE
+
+
+@numba.njit(cache=True, inline="always")
+def _exact_trijet(buf, lo, hi, px, py, pt, eta, mass, target):
+    """The trijet ``ak.argmin`` picks, with numpy's pz and E: the first unless another is
+    strictly closer (a NaN distance is not; a NaN first stays)."""
+    _load(buf, lo, hi, px, py, pt, eta, mass, True)
+    if _nan_mass(buf, 3):
+        return 0, 1, 2
+    i, j, k, _ = _closest_trijet(buf, hi - lo, target, F32(0))
+    return i, j, k
 
 
 @numba.njit(cache=True)
@@ -212,8 +248,7 @@ def trijet_closest_to(offsets, px, py, pt, eta, mass, btag, target, margin=MARGI
         _load(buf, lo, hi, px, py, pt, eta, mass, False)
         i, j, k, unsure = _closest_trijet(buf, hi - lo, target, margin)
         if unsure:
-            _load(buf, lo, hi, px, py, pt, eta, mass, True)
-            i, j, k, _ = _closest_trijet(buf, hi - lo, target, F32(0))
+            i, j, k = _exact_trijet(buf, lo, hi, px, py, pt, eta, mass, target)
         out_px[kept] = buf[i, 0] + buf[j, 0] + buf[k, 0]
         out_py[kept] = buf[i, 1] + buf[j, 1] + buf[k, 1]
         out_btag[kept] = max(max(btag[lo + i], btag[lo + j]), btag[lo + k])
@@ -258,65 +293,103 @@ def isolated_jet_sum(jets, jet_min, muons, electrons, lep_min, cone):
 
 
 @numba.njit(cache=True, inline="always")
-def _z_pair(buf, charge, lo, n, z_mass, margin, best, best_margin, others, found):
+def _z_pair(buf, charge, lo, n, z_mass, margin, state):
     """The search for the opposite-charge pair closest to ``z_mass`` (the first such), gone
-    on over the event's ``n`` objects of one collection: (best, best_margin, others, a, b)
-    as in :func:`_closest_trijet`, a = -1 unless this collection holds the best pair."""
+    on over the event's ``n`` objects of one collection: ``state`` is (best, best_margin,
+    others, total) as in :func:`_closest_trijet`; returns it, then rows a, b of the best
+    pair if this collection holds it, else -1, -1."""
+    best, best_margin, others, total = state
     pair_a = pair_b = -1
     for a in range(n):
         for b in range(a + 1, n):
             if charge[lo + a] == charge[lo + b]:
                 continue
             m, _, margin2 = _pair(buf, a, b, margin)
+            total += margin2
             distance, d_margin = _distance(m, margin2, z_mass, margin)
-            if not found or distance < best:
+            if distance < best:
                 others = min(others, best - best_margin)
-                best, best_margin, pair_a, pair_b, found = distance, d_margin, a, b, True
+                best, best_margin, pair_a, pair_b = distance, d_margin, a, b
             else:
                 others = min(others, distance - d_margin)
-    return best, best_margin, others, pair_a, pair_b
+    return (best, best_margin, others, total), pair_a, pair_b
 
 
 @numba.njit(cache=True, inline="always")
-def _z_search(ev, leptons, buf, z_mass, margin, exact, state):
-    """:func:`_z_pair` over one collection of an event, its rows loaded first; ``state`` is
-    (best, best_margin, others, found) so far."""
+def _z_load(ev, leptons, buf, exact):
+    """Loads an event's objects of one collection if an opposite-charge pair is among them
+    (as :func:`_load`): how many to search, 0 if none."""
     offsets, px, py, pt, eta, mass, charge, _ = leptons
     lo, hi = offsets[ev], offsets[ev + 1]
     if not _both_charges(charge, lo, hi):
-        return state[0], state[1], state[2], -1, -1
+        return 0
     _load(buf, lo, hi, px, py, pt, eta, mass, exact)
-    best, best_margin, others, found = state
-    return _z_pair(buf, charge, lo, hi - lo, z_mass, margin, best, best_margin, others, found)
+    return hi - lo
 
 
 @numba.njit(cache=True, inline="always")
-def _z_pairs(ev, muons, mu_buf, electrons, el_buf, z_mass, margin, exact):
+def _z_closest(ev, muons, mu_buf, n_mu, electrons, el_buf, n_el, z_mass, margin):
     """The pair closest to ``z_mass`` among an event's muon pairs, then electron pairs: its
-    rows in its collection, -1 in the other, and whether it is unsure."""
-    best, best_margin, others, mu_a, mu_b = _z_search(
-        ev, muons, mu_buf, z_mass, margin, exact, (INF, F32(0), INF, False)
+    rows in its collection, -1 in the other (-1 in both if no distance is below infinity),
+    and whether it is unsure."""
+    state, mu_a, mu_b = _z_pair(
+        mu_buf, muons[6], muons[0][ev], n_mu, z_mass, margin, (INF, F32(0), INF, F32(0))
     )
-    best, best_margin, others, el_a, el_b = _z_search(
-        ev, electrons, el_buf, z_mass, margin, exact, (best, best_margin, others, mu_a >= 0)
+    (best, best_margin, others, total), el_a, el_b = _z_pair(
+        el_buf, electrons[6], electrons[0][ev], n_el, z_mass, margin, state
     )
     if el_a >= 0:
         mu_a = mu_b = -1
-    return mu_a, mu_b, el_a, el_b, not others > best + best_margin
+    unsure = not others > best + best_margin or not total < margin * HUGE
+    return mu_a, mu_b, el_a, el_b, unsure
 
 
 @numba.njit(cache=True, inline="always")
-def _leading(ev, leptons, skip_a, skip_b):
-    """Whether an event has an object of the collection other than rows skip_a and skip_b,
-    and the pT and phi of the highest-pT such (the first such)."""
+def _first_pair(ev, muons, mu_buf, electrons, el_buf):
+    """``ak.argmin``'s first candidate, the event's first two leptons (muons, then
+    electrons), as :func:`_z_closest`'s rows, and whether it stays the chosen one: a
+    same-flavour opposite-charge pair of NaN mass (any other pair's distance is infinite)."""
+    mu_lo, el_lo = muons[0][ev], electrons[0][ev]
+    n_mu = muons[0][ev + 1] - mu_lo
+    if n_mu == 1:
+        return 0, -1, 0, -1, False
+    if n_mu > 1:
+        nan = muons[6][mu_lo] != muons[6][mu_lo + 1] and _nan_mass(mu_buf, 2)
+        return 0, 1, -1, -1, nan
+    nan = electrons[6][el_lo] != electrons[6][el_lo + 1] and _nan_mass(el_buf, 2)
+    return -1, -1, 0, 1, nan
+
+
+@numba.njit(cache=True, inline="always")
+def _z_exact(ev, muons, mu_buf, n_mu, electrons, el_buf, n_el, z_mass):
+    """The pair ``ak.argmin`` picks, with numpy's pz and E: the first two leptons unless a
+    same-flavour opposite-charge pair is strictly closer (a NaN distance is not; a NaN
+    first stays)."""
+    _z_load(ev, muons, mu_buf, True)
+    _z_load(ev, electrons, el_buf, True)
+    first_mu_a, first_mu_b, first_el_a, first_el_b, stays = _first_pair(
+        ev, muons, mu_buf, electrons, el_buf
+    )
+    mu_a, mu_b, el_a, el_b, _ = _z_closest(
+        ev, muons, mu_buf, n_mu, electrons, el_buf, n_el, z_mass, F32(0)
+    )
+    if stays or (mu_a < 0 and el_a < 0):
+        return first_mu_a, first_mu_b, first_el_a, first_el_b
+    return mu_a, mu_b, el_a, el_b
+
+
+@numba.njit(cache=True, inline="always")
+def _leading(ev, leptons, skip_a, skip_b, lead):
+    """``lead`` (whether any, pT, phi) gone on over an event's objects of the collection
+    but rows skip_a and skip_b, as ``ak.argmax`` over the muons, then the electrons: the
+    first, then only a strictly higher pT (a NaN first stays)."""
     offsets, pt, phi = leptons[0], leptons[3], leptons[7]
-    lo, lead = offsets[ev], -1
+    found, best_pt, best_phi = lead
+    lo = offsets[ev]
     for k in range(offsets[ev + 1] - lo):
-        if k != skip_a and k != skip_b and (lead < 0 or pt[lo + k] > pt[lo + lead]):
-            lead = k
-    if lead < 0:
-        return False, F32(0), F32(0)
-    return True, pt[lo + lead], phi[lo + lead]
+        if k != skip_a and k != skip_b and (not found or pt[lo + k] > best_pt):
+            found, best_pt, best_phi = True, pt[lo + k], phi[lo + k]
+    return found, best_pt, best_phi
 
 
 @numba.njit(cache=True)
@@ -336,17 +409,18 @@ def lead_outside_z_pair(muons, electrons, z_mass, margin=MARGIN):
         count = mu_offsets[ev + 1] - mu_offsets[ev] + el_offsets[ev + 1] - el_offsets[ev]
         if count < 3:
             continue
-        mu_a, mu_b, el_a, el_b, unsure = _z_pairs(
-            ev, muons, mu_buf, electrons, el_buf, z_mass, margin, False
+        n_mu, n_el = _z_load(ev, muons, mu_buf, False), _z_load(ev, electrons, el_buf, False)
+        if n_mu == 0 and n_el == 0:
+            continue
+        mu_a, mu_b, el_a, el_b, unsure = _z_closest(
+            ev, muons, mu_buf, n_mu, electrons, el_buf, n_el, z_mass, margin
         )
         if unsure:
-            mu_a, mu_b, el_a, el_b, _ = _z_pairs(
-                ev, muons, mu_buf, electrons, el_buf, z_mass, F32(0), True
+            mu_a, mu_b, el_a, el_b = _z_exact(
+                ev, muons, mu_buf, n_mu, electrons, el_buf, n_el, z_mass
             )
-        if mu_a < 0 and el_a < 0:
-            continue
-        mu, el = _leading(ev, muons, mu_a, mu_b), _leading(ev, electrons, el_a, el_b)
-        lead = el if el[0] and (not mu[0] or el[1] > mu[1]) else mu
-        events[kept], out_pt[kept], out_phi[kept] = ev, lead[1], lead[2]
+        lead = _leading(ev, muons, mu_a, mu_b, (False, F32(0), F32(0)))
+        _, lead_pt, lead_phi = _leading(ev, electrons, el_a, el_b, lead)
+        events[kept], out_pt[kept], out_phi[kept] = ev, lead_pt, lead_phi
         kept += 1
     return events[:kept], out_pt[:kept], out_phi[:kept]
