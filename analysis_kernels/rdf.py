@@ -60,13 +60,22 @@ def rdataframe(tree: str, inputs, client: Client, npartitions: int | None = None
 
 
 def _collect_pieces(directory: str) -> dict[str, bytes]:
-    """On a worker: the Snapshot pieces it wrote, then its scratch directory removed."""
+    """On a worker: the Snapshot pieces it finds, then its scratch directory removed.
+
+    Workers of one machine share the directory, so another worker may take a piece and
+    remove it between this one's listing and its reading; that worker returns it."""
     pieces = {}
-    if os.path.isdir(directory):
-        for name in os.listdir(directory):
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return pieces
+    for name in names:
+        try:
             with open(os.path.join(directory, name), "rb") as f:
                 pieces[name] = f.read()
-        shutil.rmtree(directory, ignore_errors=True)
+        except FileNotFoundError:
+            continue
+    shutil.rmtree(directory, ignore_errors=True)
     return pieces
 
 

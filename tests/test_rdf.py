@@ -7,6 +7,7 @@ notebook on a LocalCluster and compares it with the built-in Ds analysis.
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from distributed import Client, LocalCluster
 
 ROOT = pytest.importorskip("ROOT")
 
-from analysis_kernels.rdf import rdataframe, snapshot  # noqa: E402
+from analysis_kernels.rdf import _collect_pieces, rdataframe, snapshot  # noqa: E402
 
 # The seeds' pattern: C++ helpers in a header, declared on the client and on every worker.
 UTILITIES = """
@@ -99,3 +100,19 @@ def test_multithreaded_workers_are_refused_with_a_clear_error(datasets):
         pytest.raises(RuntimeError, match=r"single-threaded Dask workers.*\(2 threads\)"),
     ):
         rdataframe("Events", datasets["ds"], client)
+
+
+def test_a_piece_another_worker_of_the_machine_took_first_is_left_to_it(tmp_path, monkeypatch):
+    """Workers of one machine share the scratch directory: a piece listed here but removed
+    by another worker before it is read is that worker's to return, not an error; the
+    directory of a worker that came last is gone already."""
+    (tmp_path / "part_0.root").write_bytes(b"zero")
+    listing = os.listdir
+
+    def listed_before_another_worker_took_part_1(directory):
+        return [*listing(directory), "part_1.root"]
+
+    monkeypatch.setattr(os, "listdir", listed_before_another_worker_took_part_1)
+    assert _collect_pieces(str(tmp_path)) == {"part_0.root": b"zero"}
+    assert not tmp_path.exists()
+    assert _collect_pieces(str(tmp_path)) == {}
