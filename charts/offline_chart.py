@@ -42,7 +42,7 @@ def copy_chart(destination: Path, keep: tuple[str, ...] = (), source: Path = CHA
     chart = Path(destination) / CHART.name
     shutil.copytree(source, chart)
     for found in (chart / "charts").glob("*"):
-        if _dependency_name(found) not in keep or _dependency_name(found) == OPERATOR:
+        if (name := _dependency_name(found)) not in keep or name == OPERATOR:
             shutil.rmtree(found) if found.is_dir() else found.unlink()
     meta = yaml.safe_load((chart / "Chart.yaml").read_text())
     meta["dependencies"] = [d for d in meta["dependencies"] if d["name"] in keep]
