@@ -4,12 +4,14 @@ Figures taken in one long-lived process drift with what ran before (caches, JIT 
 allocator); a fresh process per system and a core of its own make rows comparable. The
 parent (:func:`measure_together`) starts one process per system under ``taskset``, all on
 the same core; each warms up (imports, JIT compilation, open files, page cache) and then
-waits. In each round the parent asks every process in turn for one run of at least
-``min_run_s`` seconds (as many calls as fit), so the systems' runs alternate in time: a
-period when the machine is busy slows every system, not the one that happened to be
-measured then. Each run reports the wall and the CPU time per call; a system's runs are kept
-in round order (``all_s``), so run ``i`` of every system of one call is from the same round,
-and a ratio of two systems can be taken round by round (:func:`benchmarks.throughput.ratios`).
+waits. A round gives every system one run of at least ``min_run_s`` seconds, made of
+``slices`` pieces that alternate between the systems (as many calls as fit in each piece,
+at least one): this VM's speed wanders on a scale of seconds, so runs taken back to back
+as whole blocks of 3 s differed by up to 30% in their ratio, where pieces of a fraction of
+a second see the same machine. Each run reports the wall and the CPU time per call; a
+system's runs are kept in round order (``all_s``), so run ``i`` of every system of one call
+is from the same round, and a ratio of two systems can be taken round by round
+(:func:`benchmarks.throughput.ratios`).
 On a quiet machine the two agree (CPU/wall near 1); on a shared one the process CPU time is
 the figure that other tenants disturb least.
 """
@@ -17,6 +19,7 @@ the figure that other tenants disturb least.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import statistics
@@ -50,6 +53,17 @@ def one_run(call, min_run_s: float) -> dict:
     return {"wall": elapsed / n, "cpu": (time.process_time() - cpu0) / n, "calls": n}
 
 
+def joined(pieces: list[dict]) -> dict:
+    """One run from its pieces: the time per call over all their calls."""
+    calls = sum(p["calls"] for p in pieces)
+    return {
+        "wall": sum(p["wall"] * p["calls"] for p in pieces) / calls,
+        "cpu": sum(p["cpu"] * p["calls"] for p in pieces) / calls,
+        "calls": calls,
+        "pieces": len(pieces),
+    }
+
+
 def _stats(seconds: list[float]) -> dict:
     median = statistics.median(seconds)
     return {
@@ -69,7 +83,14 @@ def summary(warmup_s: float, runs: list[dict]) -> dict:
         "cpu": _stats(cpus),
         "cpu_over_wall": sum(cpus) / sum(walls),
         "calls_per_run": [r["calls"] for r in runs],
+        "pieces_per_run": [r["pieces"] for r in runs],
     }
+
+
+def _length(pieces: list[dict]) -> float:
+    """Seconds a run's pieces have taken so far: a system whose one call outlasts a piece
+    (RDataFrame's stop analysis) reaches its minimum in fewer pieces, and stops there."""
+    return sum(p["wall"] * p["calls"] for p in pieces)
 
 
 def _read(proc: subprocess.Popen, log, prefix: str, name: str) -> str:
@@ -81,10 +102,28 @@ def _read(proc: subprocess.Popen, log, prefix: str, name: str) -> str:
     raise RuntimeError(f"pinned measurement {name} failed:\n{log.read()[-3000:]}")
 
 
-def measure_together(specs: dict[str, dict], runs: int, cpu: int | None = None) -> dict:
+def _round(
+    ask, specs: dict[str, dict], names: list[str], slices: int, first: int = 0
+) -> dict[str, dict]:
+    """One run of every system, in pieces of ``min_run_s / slices`` that alternate (the
+    order rotating piece by piece) until each system has run its ``min_run_s``."""
+    pieces: dict[str, list] = {name: [] for name in names}
+    for s in itertools.count(first):
+        order = names[s % len(names) :] + names[: s % len(names)]
+        short = [n for n in order if _length(pieces[n]) < specs[n]["min_run_s"]]
+        if not short:
+            return {name: joined(pieces[name]) for name in names}
+        for name in short:
+            pieces[name].append(ask(name, specs[name]["min_run_s"] / slices))
+
+
+def measure_together(
+    specs: dict[str, dict], runs: int, cpu: int | None = None, slices: int = 8
+) -> dict:
     """One pinned process per spec (system, analysis, files, params, chunk_size,
-    min_run_s), their runs interleaved over ``runs`` rounds; results by spec name, each
-    system's runs in round order."""
+    min_run_s), their runs interleaved over ``runs`` rounds, each run in ``slices`` pieces
+    that alternate with the other systems'; results by spec name, each system's runs in
+    round order."""
     cpu = core() if cpu is None else cpu
     with contextlib.ExitStack() as stack:
         # stderr to files: a chatty child never blocks on a full pipe
@@ -112,11 +151,15 @@ def measure_together(specs: dict[str, dict], runs: int, cpu: int | None = None) 
             results: dict[str, list] = {name: [] for name in procs}
             load = [loadavg()]
             names = list(procs)
+
+            def ask(name: str, seconds: float) -> dict:
+                procs[name].stdin.write(f"run {seconds!r}\n")
+                procs[name].stdin.flush()
+                return json.loads(_read(procs[name], logs[name], RESULT, name))
+
             for r in range(runs):
-                for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order
-                    procs[name].stdin.write("run\n")
-                    procs[name].stdin.flush()
-                    results[name].append(json.loads(_read(procs[name], logs[name], RESULT, name)))
+                for name, run in _round(ask, specs, names, slices, first=r).items():
+                    results[name].append(run)
                 load.append(loadavg())
         finally:
             for p in procs.values():
@@ -139,8 +182,9 @@ def main(argv: list[str]) -> int:
     call()  # warm-up
     print(READY + str(time.perf_counter() - start), flush=True)
     for line in sys.stdin:
-        if line.strip() == "run":
-            print(RESULT + json.dumps(one_run(call, spec["min_run_s"])), flush=True)
+        command, _, seconds = line.partition(" ")
+        if command == "run":
+            print(RESULT + json.dumps(one_run(call, float(seconds))), flush=True)
     return 0
 
 

@@ -14,7 +14,7 @@ from analysis_kernels.executor.chunks import expand_inputs
 from analysis_kernels.generate import DatasetSpec, generate_dataset
 from analysis_kernels.schema import open_tree
 from benchmarks import common, compare, run, throughput
-from benchmarks.pinned import measure_together, one_run
+from benchmarks.pinned import _round, measure_together, one_run
 from benchmarks.workloads import basket_blocks, declared, decompressors
 
 STEADY = [1.0, 1.0, 1.0, 1.0, 1.0]
@@ -49,12 +49,29 @@ def test_each_timed_run_lasts_at_least_the_minimum():
     assert 0 < run["cpu"] < run["wall"]  # sleeping uses no CPU
 
 
+def test_a_round_alternates_short_pieces_until_each_system_has_run_its_minimum():
+    """Pieces alternate with a rotating order; a system whose one call outlasts a piece
+    stops once its minimum is reached instead of running a call per piece."""
+    per_call = {"fast": 0.125, "slow": 0.75}
+    order = []
+
+    def ask(name, seconds):
+        order.append(name)
+        return {"wall": per_call[name], "cpu": 0.0, "calls": max(1, int(seconds / per_call[name]))}
+
+    runs = _round(ask, {n: {"min_run_s": 1.0} for n in per_call}, ["fast", "slow"], slices=4)
+    assert order == ["fast", "slow", "slow", "fast", "fast", "fast"]
+    assert runs["fast"] == {"wall": 0.125, "cpu": 0.0, "calls": 8, "pieces": 4}
+    assert runs["slow"] == {"wall": 0.75, "cpu": 0.0, "calls": 2, "pieces": 2}
+
+
 def test_systems_run_in_interleaved_pinned_processes(datasets):
     files = [str(f) for f in expand_inputs(datasets["ds"])[:1]]
     spec = {"analysis": "ds", "files": files, "params": {}, "min_run_s": 0.05}
     out = measure_together({s: {**spec, "system": s} for s in ("io-floor", "raw")}, runs=3)
     for result in out.values():
         assert len(result["wall"]["all_s"]) == 3 and min(result["calls_per_run"]) >= 1
+        assert min(result["pieces_per_run"]) >= 1
         assert result["wall"]["min_s"] <= result["wall"]["median_s"] <= result["wall"]["max_s"]
         assert len(result["loadavg"]) == 4  # before, and after each round
 
