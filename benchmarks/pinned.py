@@ -29,6 +29,7 @@ import tempfile
 import time
 
 READY, RESULT = "PINNED-READY ", "PINNED-RESULT "
+SLICES = 8  # pieces of a run
 
 
 def core() -> int:
@@ -118,7 +119,7 @@ def _round(
 
 
 def measure_together(
-    specs: dict[str, dict], runs: int, cpu: int | None = None, slices: int = 8
+    specs: dict[str, dict], runs: int, cpu: int | None = None, slices: int = SLICES
 ) -> dict:
     """One pinned process per spec (system, analysis, files, params, chunk_size,
     min_run_s), their runs interleaved over ``runs`` rounds, each run in ``slices`` pieces

@@ -56,10 +56,12 @@ def _ratio(ratio: dict | None, suffix: str = "") -> str:
 def _table(result: dict, codec: str) -> list[str]:
     rows = [r for r in result["rows"] if r["codec"] == codec]
     ratios = throughput.ratios(rows)
+    slices = result.get("slices")  # results before 2026-11-23 11:00 ran whole
+    pieces = f" in {slices} alternating pieces" if slices else ""
     lines = [
         f"Codec {codec}, one pinned core, {result['events']} events (seed analyses), "
         f"{result['adl_events']} (ADL); {result['clock']} time, median of {result['runs']} runs of at least "
-        f"{result['min_run_s']:g} s; Mev/s; ratios: median of the per-round ratios of the "
+        f"{result['min_run_s']:g} s{pieces}; Mev/s; ratios: median of the per-round ratios of the "
         f"systems' paired runs; n.q. = not quoted (min-max spread of the runs, or of a ratio's "
         f"per-round values, over {100 * result['max_spread']:.0f}%):",
         "",

@@ -25,6 +25,7 @@ from pathlib import Path
 from analysis_kernels import get_analysis
 from analysis_kernels.executor.chunks import expand_inputs
 from benchmarks.common import branch_bytes, dataset, save
+from benchmarks.pinned import SLICES
 from benchmarks.pinned import measure_together as pinned
 from benchmarks.workloads import systems_for
 
@@ -103,6 +104,7 @@ def measure(
         "adl_events": adl_events,
         "min_run_s": min_run_s,
         "runs": runs,
+        "slices": SLICES,
         "max_spread": MAX_SPREAD,
         "clock": clock,
     }
