@@ -118,3 +118,22 @@ def test_stop_variations_pass_equals_the_numpy_loop(datasets):
             assert ours[name] == theirs[name], name
         assert ours["cutflow"] == theirs["cutflow"]
         assert ak.to_list(snap) == ak.to_list(their_snap)
+
+
+def test_column_is_the_field_as_awkward_gives_it():
+    """``column`` takes a field from the record's own list: the same values as
+    ``events[name]``, trimmed to the record's length where the stored column is longer, the
+    first of two fields of one name, and awkward's error for a field it lacks."""
+    from analysis_kernels.analyses.base import column
+
+    values = np.arange(10, dtype=np.float32)
+    contents = [ak.contents.NumpyArray(values), ak.contents.NumpyArray(values * 2)]
+    for length in (10, 6):
+        events = ak.Array(ak.contents.RecordArray(contents, ["MET_pt", "MET_phi"], length=length))
+        for name in ("MET_pt", "MET_phi"):
+            assert np.array_equal(column(events, name), ak.to_numpy(events[name]))
+            assert len(column(events, name)) == length
+    twice = ak.Array(ak.contents.RecordArray(contents, ["x", "x"], length=10))
+    assert np.array_equal(column(twice, "x"), values)
+    with pytest.raises(ak.errors.FieldNotFoundError):
+        column(events, "Jet_pt")

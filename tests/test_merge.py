@@ -4,6 +4,7 @@ its fallbacks: each merge the same as boost-histogram's own ``+`` and ``+=``."""
 from __future__ import annotations
 
 import copy
+import pickle
 
 import boost_histogram as bh
 import hist
@@ -122,9 +123,14 @@ def test_clone_is_copy(storage):
     made = clone(h)
     same_histogram(made, copy.copy(h))
     assert made.axes[0].__dict__ is not h.axes[0].__dict__
+    assert type(made.axes) is type(h.axes)
+    # each axis' metadata is its C++ axis' own, as boost-histogram makes axes
+    assert made.axes[0].__dict__ is made._hist.axis(0).raw_metadata
     made.fill([0.5])
     made.axes[0].label = "changed"
     assert h.axes[0].label == "x [GeV]" and made != h
+    assert made._hist.axis(0).raw_metadata["label"] == "changed"
+    assert pickle.loads(pickle.dumps(made)).axes[0].label == "changed"
 
 
 def test_clone_of_a_growing_axis_is_copy():
