@@ -47,8 +47,8 @@ def uproot_arrays(path, declared, start, stop):
 
 @pytest.fixture(scope="module")
 def codec_files(tmp_path_factory) -> dict[str, str]:
-    """One generated Ds file per codec, and one written uncompressed with many small baskets
-    (empty lists, bool, uint64, int32 and float32 branches)."""
+    """One generated Ds file per codec, and two with many small baskets, written uncompressed
+    and with ZSTD (ranges that start and end inside baskets and span several whole ones)."""
     root = tmp_path_factory.mktemp("codecs")
     out = {}
     for codec in ("ZSTD", "LZ4", "LZMA", "ZLIB"):
@@ -58,9 +58,15 @@ def codec_files(tmp_path_factory) -> dict[str, str]:
             progress=False,
         )
         (out[codec],) = (str(p) for p in (root / codec).glob("*.root"))
-    path = root / "none.root"
+    for name, compression in (("uncompressed", None), ("ZSTD-small", uproot.ZSTD(1))):
+        out[name] = _small_baskets(root / f"{name}.root", compression)
+    return out
+
+
+def _small_baskets(path, compression) -> str:
+    """Seven baskets of 900-1500 entries per branch: empty lists, bool, uint64, int32, float32."""
     rng = np.random.default_rng(3)
-    with uproot.recreate(path, compression=None) as f:
+    with uproot.recreate(path, compression=compression) as f:
         for b in range(7):
             n = 900 + 100 * b
             counts = rng.poisson(1.5, n).astype(np.int32)
@@ -84,11 +90,10 @@ def codec_files(tmp_path_factory) -> dict[str, str]:
                     counter_name=lambda counted: "n" + counted,
                 )
             tree.extend(batch)
-    out["uncompressed"] = str(path)
-    return out
+    return str(path)
 
 
-@pytest.mark.parametrize("codec", ["ZSTD", "LZ4", "LZMA", "ZLIB", "uncompressed"])
+@pytest.mark.parametrize("codec", ["ZSTD", "LZ4", "LZMA", "ZLIB", "uncompressed", "ZSTD-small"])
 def test_same_arrays_as_uproot(codec_files, codec):
     path = codec_files[codec]
     tree = open_tree(path)
@@ -96,8 +101,13 @@ def test_same_arrays_as_uproot(codec_files, codec):
     reader = baskets.reader(tree, path)
     assert reader is not None
     assert all(reader.layout(name) is not None for name in declared), "read by the lean path"
+    if codec == "ZSTD-small":  # decompressed where the arrays go, not copied from the file
+        for name in ("Muon_pt", "Muon_charge", "Muon_isGlobal", "event"):
+            lay = reader.layout(name)
+            assert not any(reader._header(lay, i)[1] for i in range(len(lay.seeks))), name
     n = tree.num_entries
-    for start, stop in [*RANGES, (n // 3, n // 3 + 1001)] if codec == "uncompressed" else RANGES:
+    small = [(n // 3, n // 3 + 1001), (950, n - 17), (0, 1900), (1, 2)]
+    for start, stop in [*RANGES, *small] if codec in ("uncompressed", "ZSTD-small") else RANGES:
         start, stop = min(start, n - 1), min(stop, n)
         events, nbytes = read_chunk(path, declared, start, stop)
         same(events, uproot_arrays(path, declared, start, stop))
@@ -186,6 +196,63 @@ def test_damaged_key_and_offsets(codec_files, tmp_path):
     bad_offsets = _damaged(src, tmp_path / "offsets.root", seek + nbytes - 12, b"\x40\x00")
     with pytest.raises(InputError, match=r"Muon_pt.*entry offsets"):
         read_chunk(bad_offsets, declared, start, stop)
+
+
+@pytest.mark.parametrize("codec", ["ZSTD", "ZSTD-small"])
+@pytest.mark.parametrize(
+    ("where", "flip"),
+    [
+        (3, b"\x01"),  # an entry offset one byte off: not aligned to float32
+        (2, b"\x40"),  # an entry offset past the next one: out of order
+        (-6, b"\x7f"),  # the last stored offset moved (past the border or back)
+        (0, b"\x80"),  # an entry offset made negative
+    ],
+)
+def test_damaged_offsets_of_compressed_baskets(codec_files, monkeypatch, codec, where, flip):
+    """Entry offsets are checked where a basket is decompressed into the chunk's arrays: a
+    block that decompresses to wrong offsets (a codec without a checksum) is refused by
+    name, whichever entry the range starts at."""
+    path = codec_files[codec]
+    declared = {"nMuon" if codec == "ZSTD-small" else "nTrack": "int32"}
+    branch = "Muon_pt" if codec == "ZSTD-small" else "Track_pt"
+    declared[branch] = "var * float32"
+    tree = open_tree(path)
+    lay = baskets.reader(tree, path).layout(branch)
+    start, stop = lay.entries[1], lay.entries[2]
+    real = baskets.decompress
+
+    def damaged(payload, out):
+        real(payload, out)
+        if len(out) == objlen:
+            border = objlen - 4 * (nevbuf + 2)
+            at = border + 4 + 4 * (nevbuf // 2) + where if where >= 0 else len(out) + where
+            out[at] ^= flip[0]
+
+    _, _, objlen, _, _, nevbuf = baskets.reader(tree, path)._header(lay, 1)
+    monkeypatch.setattr(baskets, "decompress", damaged)
+    for first, last in [(start, stop), (start + 1, stop), (start, stop - 1)]:
+        with pytest.raises(InputError, match=rf"'{branch}'.*entry offsets out of order") as err:
+            read_chunk(path, declared, first, last)
+        assert err.value.file == path and err.value.entry_start == first
+
+
+def test_entry_offsets_kernel():
+    """The compiled check and conversion of one basket's offsets, against numpy."""
+    rng = np.random.default_rng(1)
+    keylen, n = 77, 500
+    sizes = rng.poisson(1.5, n) * 4
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    border = int(offsets[-1])
+    words = (offsets[:-1] + keylen).astype(">i4").view(np.uint32)
+    for lo, hi in [(0, n), (3, n), (0, 7), (10, 11), (n - 1, n)]:
+        out = np.full(hi - lo, -1, np.int64)
+        first = baskets._entry_offsets(words, keylen, border, lo, hi, 2, 1000, out)
+        assert first == offsets[lo]
+        assert (out == 1000 + (offsets[lo + 1 : hi + 1] - offsets[lo]) // 4).all()
+    for bad in (offsets + 1, offsets[::-1], offsets - 4, offsets * 2):
+        words = (bad[:-1] + keylen).astype(">i4").view(np.uint32)
+        out = np.empty(n, np.int64)
+        assert baskets._entry_offsets(words, keylen, border, 0, n, 2, 0, out) == -1
 
 
 def test_truncated_file_names_file_and_branch(codec_files, tmp_path):
