@@ -41,30 +41,6 @@ def test_report_accounts_for_every_event(datasets):
     assert report.summary["cutflow"]["events"] == report.events_processed
 
 
-def test_a_serial_run_reads_from_the_trees_it_planned(datasets, monkeypatch):
-    """Serial chunks are read from the trees the plan opened (no lookup of the file per
-    chunk), with the histograms and accounting of chunks that open their file themselves."""
-    import functools
-
-    from analysis_kernels.analyses import merge
-    from analysis_kernels.executor import task
-    from analysis_kernels.executor.chunks import expand_inputs, plan
-
-    chunks, entries, _ = plan(expand_inputs(datasets["dt"]), 25_000)
-    params = {"analysis": "dt", "params": {}}
-    alone = [task.process_chunk(chunk=c, **params) for c in chunks]
-    expected = functools.reduce(merge, [o.output for o in alone])
-
-    def refused(*args, **kwargs):
-        raise AssertionError("a serial chunk looked its file up again")
-
-    monkeypatch.setattr(task, "open_tree", refused)
-    report = run("dt", datasets["dt"], chunk_size=25_000)
-    same_output(report.output, expected)
-    assert report.events_processed == sum(entries.values())
-    assert report.bytes_read == sum(o.bytes_read for o in alone)
-
-
 def test_report_saves_numbers_and_histograms(datasets, tmp_path):
     import json
     import pickle

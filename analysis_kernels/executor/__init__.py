@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from analysis_kernels.analyses import ANALYSES, get_analysis, merge
 from analysis_kernels.executor.backends import open_backend
-from analysis_kernels.executor.chunks import Chunk, expand_inputs, plan_trees
+from analysis_kernels.executor.chunks import Chunk, expand_inputs, plan
 from analysis_kernels.executor.harvest import HarvestSpec, gather
 from analysis_kernels.executor.report import Report
 from analysis_kernels.executor.task import (
@@ -60,10 +60,9 @@ __all__ = [
 ]
 
 
-def _serial(chunks: list[Chunk], task: dict, trees: dict) -> Iterator[ChunkOutcome]:
-    """The chunks in turn, in this thread, each read from the tree its plan opened."""
+def _serial(chunks: list[Chunk], task: dict) -> Iterator[ChunkOutcome]:
     for chunk in chunks:
-        yield process_chunk(chunk=chunk, source=trees[chunk.file], **task)
+        yield process_chunk(chunk=chunk, **task)
 
 
 def _distributed(client: Client, chunks: list[Chunk], task: dict) -> Iterator[ChunkOutcome]:
@@ -218,8 +217,7 @@ def run(
     analysis, params, summarizer = resolve(analysis, columns, schema, params)
     name = _name(analysis)
     started = time.perf_counter()
-    files = expand_inputs(inputs)
-    chunks, entries, unreadable, trees = plan_trees(files, chunk_size, tree, skip_bad)
+    chunks, entries, unreadable = plan(expand_inputs(inputs), chunk_size, tree, skip_bad)
     task = {
         "analysis": analysis,
         "params": params,
@@ -234,10 +232,7 @@ def run(
     cpu = bytes_read = 0
     bar = _progress_bar(sum(entries.values()), name) if progress else None
     with open_backend(executor) as client:
-        if client is None:
-            outcomes = _serial(chunks, task, trees)
-        else:
-            outcomes = _distributed(client, chunks, task)
+        outcomes = _serial(chunks, task) if client is None else _distributed(client, chunks, task)
         for outcome in outcomes:
             chunk = outcome.chunk
             if outcome.error is None:

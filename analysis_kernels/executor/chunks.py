@@ -56,22 +56,11 @@ def plan(
     A file that cannot be opened has no known entry count: it raises, or with ``skip_bad``
     it is listed as failed with its error.
     """
-    chunks, entries, unreadable, _ = plan_trees(files, chunk_size, tree, skip_bad)
-    return chunks, entries, unreadable
-
-
-def plan_trees(
-    files: list[str], chunk_size: int, tree: str = TREE, skip_bad: bool = False
-) -> tuple[list[Chunk], dict[str, int], list[dict], dict[str, object]]:
-    """:func:`plan`, and the trees it opened by file: a serial run reads its chunks from
-    them rather than looking each file up again (``open_tree`` checks the file's size and
-    time, a ``stat``, at every call)."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     chunks: list[Chunk] = []
     entries: dict[str, int] = {}
     unreadable: list[dict] = []
-    trees: dict[str, object] = {}
     for path in files:
         try:
             t = open_tree(path, tree)
@@ -81,7 +70,7 @@ def plan_trees(
                 raise
             unreadable.append({"file": path, "error": str(err)})
             continue
-        entries[path], trees[path] = n, t
+        entries[path] = n
         for start in range(0, n, chunk_size):
             chunks.append(Chunk(len(chunks), path, start, min(start + chunk_size, n)))
-    return chunks, entries, unreadable, trees
+    return chunks, entries, unreadable

@@ -37,15 +37,13 @@ def process_chunk(
     harvest: HarvestSpec | None = None,
     tree: str = TREE,
     cache: bool = False,
-    source=None,
 ) -> ChunkOutcome:
     """Process one chunk. A bad input raises, or with ``skip_bad`` comes back as a failure.
 
     Errors in the analysis code itself always raise: skipping is for bad data, not bugs.
-    ``source``: the chunk's tree when the caller has it open (a serial run, from its plan).
     """
     if isinstance(analysis, user.UserAnalysis):
-        return _process_user(analysis, chunk, params, skip_bad, harvest, tree, cache, source)
+        return _process_user(analysis, chunk, params, skip_bad, harvest, tree, cache)
     analysis_name, analysis = analysis, get_analysis(analysis)
     branches = analysis.branches_for(params)
     # The form the cache keeps: what ``process`` reads, when the analysis says how to make it.
@@ -55,7 +53,7 @@ def process_chunk(
     events, bytes_read = (column_cache.get(key) if cache else None), 0
     if events is None:
         try:
-            events, bytes_read = _read_typed(chunk, branches, tree, source)
+            events, bytes_read = _read_typed(chunk, branches, tree)
         except InputError as err:
             return _bad_input(chunk, err, skip_bad)
         if cache:
@@ -115,12 +113,10 @@ def held_chunks(
     return [c.index for c, k in keys if column_cache.holds(k)]
 
 
-def _read_typed(chunk: Chunk, branches: dict[str, str], tree: str, source=None) -> tuple:
-    """A built-in analysis' branches with their declared types, from a TTree or an RNTuple
-    (``source``, or the file's tree opened here)."""
+def _read_typed(chunk: Chunk, branches: dict[str, str], tree: str) -> tuple:
+    """A built-in analysis' branches with their declared types, from a TTree or an RNTuple."""
     span = (chunk.entry_start, chunk.entry_stop)
-    if source is None:
-        source = open_tree(chunk.file, tree)
+    source = open_tree(chunk.file, tree)
     if lazy.is_ttree(source):
         return read_tree(source, chunk.file, branches, *span)
     events = lazy.read_columns(source, chunk.file, list(branches), *span)
@@ -171,7 +167,6 @@ def _process_user(
     harvest: HarvestSpec | None,
     tree: str,
     cache: bool,
-    source=None,
 ) -> ChunkOutcome:
     """A user's analysis on one chunk: declared columns read up front, or lazily what it touches.
 
@@ -184,8 +179,7 @@ def _process_user(
     span = (chunk.entry_start, chunk.entry_stop)
     reader = log = None
     try:
-        if source is None:
-            source = open_tree(chunk.file, tree)
+        source = open_tree(chunk.file, tree)
         if analysis.schema == "nanoaod":
             log = []
             events = lazy.nanoevents(chunk.file, tree, *span, log)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import boost_histogram as bh
 import boost_histogram._core.axis as _axis
 import boost_histogram._core.hist as _hist
 import numba
@@ -45,35 +44,17 @@ _CATEGORY = (
     _axis.category_int_none,
 )
 _INT_DTYPES = frozenset(np.dtype(t) for t in ("i1", "i2", "i4", "u1", "u2"))
-_F32 = np.dtype(np.float32)
-
-
-def _flow_bins(kind) -> tuple[bool, bool]:
-    options = {"underflow": kind in _REGULAR[:2], "overflow": kind in _REGULAR[::2]}
-    made = bh.axis.Regular(1, 0, 1, **options)._ax
-    assert type(made) is kind, kind  # the C++ type of each choice of flow bins
-    return bool(made.traits_underflow), bool(made.traits_overflow)
-
-
-# Underflow and overflow bins of each Regular C++ axis type, as its traits say.
-_REGULAR_FLOW = {kind: _flow_bins(kind) for kind in _REGULAR}
 _BLOCK = 512  # values whose bins are computed at once, then counted
 
 
-def _regular_values(values):
-    """``values`` as the Regular loops take them: float32 as it is (the loops convert each
-    value to float64, the same values as boost-histogram's float64 copy of the array), other
-    types converted as boost-histogram does."""
+def _regular_spec(ax, values):
+    """``values`` as the Regular loops take them and ``ax``'s (a C++ axis) min, delta and
+    size. float32 stays as it is: the loops convert each value to float64, the same values
+    as boost-histogram's float64 copy of the array; other types are converted as it does."""
+    *_, lo, delta = ax.__getstate__()
     if values.dtype != np.float32:
         values = values.astype(np.float64, copy=False)
-    return values
-
-
-def _regular_spec(ax, values):
-    """``values`` as the Regular loops take them (:func:`_regular_values`) and ``ax``'s (a
-    C++ axis) min, delta and size."""
-    *_, lo, delta = ax.__getstate__()
-    return _regular_values(values), (float(lo), float(delta), int(ax.size))
+    return values, (float(lo), float(delta), int(ax.size))
 
 
 @numba.njit(cache=True, inline="always")
@@ -381,32 +362,17 @@ def _fill_1d(h, value, weight, where) -> bool:
     """Fill ``h`` if it has one Regular axis and Double storage, the queries' case: its bins
     through the buffer protocol (0.5 us) and its flow bins one by one, as
     ``h.view(flow=True)`` alone takes 9 us, as long as filling 8000 values (pybind11 has
-    numpy parse the buffer's format in Python). The axis' flow bins come from its C++ type
-    (:data:`_REGULAR_FLOW`), a float32 column as it is, without the calls that would ask."""
+    numpy parse the buffer's format in Python)."""
     core = h._hist
-    if type(core) is not _hist.any_double or core.rank() != 1:
+    if type(core) is not _hist.any_double or core.rank() != 1 or not _is_array(value):
         return False
-    if type(value) is np.ndarray:
-        values = value
-    elif _is_array(value):
-        values = np.asarray(value)
-    else:
+    ax, values = core.axis(0), np.asarray(value)
+    if type(ax) not in _REGULAR or values.ndim != 1 or values.dtype.kind not in "fiu":
         return False
-    ax = core.axis(0)
-    flows = _REGULAR_FLOW.get(type(ax))
-    if flows is None or values.ndim != 1:
-        return False
-    if values.dtype is not _F32:
-        if values.dtype.kind not in "fiu":
-            return False
-        values = _regular_values(values)
-    *_, lo, delta = ax.__getstate__()
-    lo, delta, size = float(lo), float(delta), ax.size
-    under, over = flows
+    values, (lo, delta, size) = _regular_spec(ax, values)
+    n, under, over = len(values), ax.traits_underflow, ax.traits_overflow
     flow = np.array([core.at(-1) if under else 0.0, core.at(size) if over else 0.0])
-    n = len(values)
-    mask = None if where is None else _mask(where, n)
-    weights = None if weight is None else _weights(weight, n)
+    mask, weights = _mask(where, n), _weights(weight, n)
     _fill_regular(np.asarray(core), flow, values, lo, delta, over, mask, weights)
     if under:
         core._at_set(flow[0], -1)
