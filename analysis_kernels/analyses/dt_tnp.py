@@ -8,9 +8,10 @@ segments in >= 2 other stations. The chamber is efficient if a segment lies with
 of the extrapolation in R-phi. Efficiencies per chamber (wheel, sector, station) and versus
 pT and eta, in the full solid angle and in the fiducial region (15 cm from the edges).
 The searches over muon pairs, trigger objects and segments are compiled loops
-(:mod:`analysis_kernels.kernels.dt`) over the flat columns; four-vectors are computed only for
-the muons that can form a pair, and the histograms are filled once per chunk for both
-selections (:func:`analysis_kernels.kernels.fill.fill_categories`).
+(:mod:`analysis_kernels.kernels.dt`) over the flat columns, the pair masses from fast
+four-vectors checked against numpy's near the window and bin edges, and the histograms are
+filled once per chunk for both selections
+(:func:`analysis_kernels.kernels.fill.fill_categories`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from analysis_kernels.analyses.base import (
 )
 from analysis_kernels.kernels.dt import chamber_probes, muon_roles, tag_probe_pairs
 from analysis_kernels.kernels.fill import fill, fill_categories
-from analysis_kernels.kinematics import four_vector
 
 F32, I32 = "var * float32", "var * int32"
 BRANCHES = {
@@ -53,6 +53,10 @@ BRANCHES = {
     "DTSegment_x": F32,
 }
 Z_MASS, MUON_MASS = 91.1876, 0.10566
+MASS_WINDOW = 10  # GeV around the Z mass
+MASS_AXIS = hist.axis.Regular(
+    40, Z_MASS - MASS_WINDOW, Z_MASS + MASS_WINDOW, name="mass", label=r"$m(\mu\mu)$ [GeV]"
+)
 MATCH_WINDOW = 15.0  # cm, in R-phi
 FIDUCIAL_MARGIN = 15.0  # cm from the chamber edges
 ISO_MUON_FILTER = 8  # TrigObj_filterBits bit of the isolated single-muon trigger
@@ -80,15 +84,16 @@ def _probe_muons(ev: ak.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
     trig = columns(ev, "TrigObj", ["eta", "phi", "id", "filterBits"])
     muon_cuts = np.asarray([0.1, 27, 20, 0.1], dtype=np.float32)  # iso, tag pT, probe pT, cone
-    is_tag, probe_ok, used, slot, n_pairs = muon_roles(
+    is_tag, probe_ok, n_pairs = muon_roles(
         offsets, pt, eta, phi, iso, strips, pixels, tight, column(ev, "HLT_IsoMu27"),
         *trig, ISO_MUON_FILTER, muon_cuts,
     )  # fmt: skip
-    p4 = four_vector(pt[used], eta[used], phi[used], MUON_MASS)
-    cuts = np.asarray([0.3, 0.1, Z_MASS, 10], dtype=np.float32)
+    px, py = pt * np.cos(phi), pt * np.sin(phi)  # as four_vector
+    cuts = np.asarray([0.3, 0.1, Z_MASS, MASS_WINDOW, MUON_MASS], dtype=np.float32)
     is_probe, mass = tag_probe_pairs(
-        offsets, slot, n_pairs, *p4, eta, phi, charge, dz, is_tag, probe_ok, cuts
-    )
+        offsets, px, py, pt, eta, phi, charge, dz, is_tag, probe_ok, n_pairs, cuts,
+        np.array([MASS_AXIS.edges[0], MASS_AXIS.widths[0], MASS_AXIS.size]),
+    )  # fmt: skip
     return is_probe, mass, offsets
 
 
@@ -132,9 +137,7 @@ def _histograms() -> Output:
             station,
             passed,
         ),
-        "mass": hist.Hist(
-            hist.axis.Regular(40, Z_MASS - 10, Z_MASS + 10, name="mass", label=r"$m(\mu\mu)$ [GeV]")
-        ),
+        "mass": hist.Hist(MASS_AXIS),
     }
 
 

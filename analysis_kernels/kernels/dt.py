@@ -1,11 +1,11 @@
 """The DT tag-and-probe searches, one event at a time: the muon cuts with trigger matching,
 tag-probe pairs, extrapolation-segment matching and the other-station count.
 
-Float32 throughout, as the columnar code this replaced (thresholds are given as float32,
-four-vector components are computed with numpy, only for the muons that can form a pair), so
-the same pairs and chambers pass. The selections are applied inside the loops: trigger
-matching only for muons that pass the other tag cuts, segment matching only for the
-extrapolations of probe muons, and the chambers under study come out as compact columns.
+Float32 throughout, as the columnar code this replaced (thresholds are given as float32; the
+pair masses are numpy's to the bin, see :func:`tag_probe_pairs`), so the same pairs and
+chambers pass. The selections are applied inside the loops: trigger matching only for muons
+that pass the other tag cuts, segment matching only for the extrapolations of probe muons,
+and the chambers under study come out as compact columns.
 """
 
 from __future__ import annotations
@@ -13,7 +13,17 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from analysis_kernels.kernels.combinatorics import F32, _mass
+from analysis_kernels.kernels.combinatorics import (
+    F32,
+    HUGE,
+    MARGIN,
+    _as_numpy,
+    _buffer,
+    _distance,
+    _fast,
+    _mass,
+    _system,
+)
 
 
 @numba.njit(cache=True, inline="always")
@@ -22,14 +32,26 @@ def _delta_r(eta1, phi1, eta2, phi2):
     return np.hypot(eta1 - eta2, np.remainder(phi1 - phi2 + pi, two_pi) - pi)
 
 
+@numba.njit(cache=True, inline="always")
+def _closer_than(eta1, phi1, eta2, phi2, cone):
+    """``_delta_r(...) < cone``, without its costly remainder where Delta eta alone decides:
+    the float32 hypot is never below either side."""
+    return abs(eta1 - eta2) < cone and _delta_r(eta1, phi1, eta2, phi2) < cone
+
+
+@numba.njit(cache=True, inline="always")
+def _farther_than(eta1, phi1, eta2, phi2, cone):
+    """``_delta_r(...) > cone``, the same way."""
+    return abs(eta1 - eta2) > cone or _delta_r(eta1, phi1, eta2, phi2) > cone
+
+
 @numba.njit(cache=True)
 def muon_roles(
     offsets, pt, eta, phi, iso, strips, pixels, tight, fired,
     trig_offsets, trig_eta, trig_phi, trig_id, trig_bits, trig_filter, cuts,
 ):  # fmt: skip
-    """Per muon, whether it is a tag and whether it may be a probe; the muons that can be in
-    a pair (tags and probe candidates of events with a tag), in order; each muon's position in
-    that list (-1 when not in it); and the number of (tag, probe candidate) pairs.
+    """Per muon, whether it is a tag and whether it may be a probe, and how many (tag, probe
+    candidate) pairs there are at most.
 
     A tag passes the track cuts, is tight, above the tag pT, in an event that ``fired``, and
     within ``cone`` of a trigger object of id 13 with a ``trig_filter`` bit; a probe candidate
@@ -40,68 +62,93 @@ def muon_roles(
     n = len(pt)
     is_tag = np.zeros(n, dtype=np.bool_)
     probe_ok = np.zeros(n, dtype=np.bool_)
-    used = np.empty(n, dtype=np.int64)
-    slot = np.full(n, -1, dtype=np.int64)
-    n_used, n_pairs = 0, 0
+    n_pairs = 0
     for ev in range(len(offsets) - 1):
-        tags = 0
+        tags, candidates = 0, 0
         for i in range(offsets[ev], offsets[ev + 1]):
             if not (strips[i] >= 6 and pixels[i] >= 1 and iso[i] < max_iso):
                 continue
             probe_ok[i] = pt[i] > probe_pt
+            candidates += probe_ok[i]
             if not (tight[i] and pt[i] > tag_pt and fired[ev]):
                 continue
             for k in range(trig_offsets[ev], trig_offsets[ev + 1]):
                 if (
                     trig_id[k] == 13
                     and (trig_bits[k] & trig_filter) != 0
-                    and _delta_r(eta[i], phi[i], trig_eta[k], trig_phi[k]) < cone
+                    and _closer_than(eta[i], phi[i], trig_eta[k], trig_phi[k], cone)
                 ):
                     is_tag[i] = True
                     tags += 1
                     break
-        if tags == 0:
-            continue
-        candidates = 0
-        for i in range(offsets[ev], offsets[ev + 1]):
-            if is_tag[i] or probe_ok[i]:
-                used[n_used] = i
-                slot[i] = n_used
-                n_used += 1
-                candidates += probe_ok[i]
         n_pairs += tags * candidates
-    return is_tag, probe_ok, used[:n_used], slot, n_pairs
+    return is_tag, probe_ok, n_pairs
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
+def _near_edge(m, bound, lo, width, per_width, bins):
+    """Whether ``m`` lies within ``bound`` of an edge of a regular axis (lower edge, bin
+    width and its inverse, number of bins)."""
+    k = min(max(np.floor((m - lo) * per_width + 0.5), 0.0), bins)
+    return abs(m - (lo + k * width)) <= bound
+
+
+@numba.njit(cache=True, error_model="numpy")
 def tag_probe_pairs(
-    offsets, slot, n_pairs, px, py, pz, e, eta, phi, charge, dz, is_tag, probe_ok, cuts
-):
+    offsets, px, py, pt, eta, phi, charge, dz, is_tag, probe_ok, n_pairs, cuts, mass_axis,
+    margin=MARGIN,
+):  # fmt: skip
     """Every (tag, probe) pair of distinct muons, tag-major as ``ak.argcartesian``: whether
     each muon is the probe of some pair, and the masses of the pairs in that order.
 
-    ``px``, ``py``, ``pz``, ``e``: the four-vectors of the tags and probe candidates, muon
-    ``i``'s at ``slot[i]``; ``n_pairs``: at most how many pairs there are (both from
-    :func:`muon_roles`). ``cuts``: float32 (min Delta R, max |Delta z|, Z mass, mass window).
+    The pair masses are those of numpy's float32 four-vectors (px, py given; pz and E as
+    :func:`analysis_kernels.kinematics.four_vector`) to the bin of ``mass_edges``: each is
+    computed first from :func:`_fast` pz and E, and again from numpy's
+    (:func:`_as_numpy`) when the margin could move it across the mass window's edges or a
+    bin edge, or does not hold (a NaN, infinite or huge m^2). ``n_pairs``: at most how many
+    pairs there are (:func:`muon_roles`). ``cuts``: float32 (min Delta R, max |Delta z|,
+    Z mass, mass window, muon mass).
     """
-    min_dr, max_dz, z_mass, window = cuts
+    min_dr, max_dz, z_mass, window, mu_mass = cuts
+    axis_lo, width, bins = mass_axis
+    per_width = 1 / width
     is_probe = np.zeros(len(eta), dtype=np.bool_)
     masses = np.empty(n_pairs, dtype=np.float32)
+    buf = _buffer(offsets)  # the event's pz, E in columns 2, 3
     filled = 0
     for ev in range(len(offsets) - 1):
-        for t in range(offsets[ev], offsets[ev + 1]):
+        lo, hi = offsets[ev], offsets[ev + 1]
+        loaded = False
+        for t in range(lo, hi):
             if not is_tag[t]:
                 continue
-            a = slot[t]
-            for p in range(offsets[ev], offsets[ev + 1]):
+            if not loaded:
+                for i in range(lo, hi):
+                    if is_tag[i] or probe_ok[i]:
+                        buf[i - lo, 2], buf[i - lo, 3] = _fast(pt[i], eta[i], mu_mass)
+                loaded = True
+            for p in range(lo, hi):
                 if p == t or not probe_ok[p] or charge[t] * charge[p] >= 0:
                     continue
-                if not _delta_r(eta[t], phi[t], eta[p], phi[p]) > min_dr:
+                if not _farther_than(eta[t], phi[t], eta[p], phi[p], min_dr):
                     continue
                 if not abs(dz[t] - dz[p]) < max_dz:
                     continue
-                b = slot[p]
-                m = _mass(px[a] + px[b], py[a] + py[b], pz[a] + pz[b], e[a] + e[b])
+                x, y = px[t] + px[p], py[t] + py[p]
+                z, e = buf[t - lo, 2] + buf[p - lo, 2], buf[t - lo, 3] + buf[p - lo, 3]
+                m, _, margin2 = _system(x, y, z, e, margin)
+                distance, bound = _distance(m, margin2, z_mass, margin)
+                holds = margin2 < margin * HUGE
+                if holds and distance - window > bound:
+                    continue  # surely outside the window
+                if (
+                    not holds
+                    or window - distance <= bound
+                    or _near_edge(m, bound, axis_lo, width, per_width, bins)
+                ):
+                    z_t, e_t = _as_numpy(pt[t], eta[t], mu_mass)
+                    z_p, e_p = _as_numpy(pt[p], eta[p], mu_mass)
+                    m = _mass(x, y, z_t + z_p, e_t + e_p)
                 if not abs(m - z_mass) < window:
                     continue
                 is_probe[p] = True
