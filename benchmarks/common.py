@@ -13,7 +13,7 @@ from pathlib import Path
 import uproot
 
 from analysis_kernels import get_analysis
-from analysis_kernels.generate import DatasetSpec, generate_dataset, load_truth
+from analysis_kernels.generate import GENERATOR_VERSION, DatasetSpec, generate_dataset, load_truth
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -76,11 +76,14 @@ def save(name: str, data: dict) -> Path:
 def dataset(
     generator: str, root: Path, files: int, events: int, codec: str = "ZSTD", seed: int = 1
 ) -> Path:
-    """A generated dataset, made once and reused while its parameters match."""
+    """A generated dataset, made once and reused while its parameters and the generator's
+    version match (a dataset of an older generator is made again)."""
     target = root / f"{generator}-{codec}-{files}x{events}-s{seed}"
     try:
-        spec = load_truth(target)["spec"]
-        if (spec["files"], spec["events_per_file"], spec["codec"]) == (files, events, codec):
+        truth = load_truth(target)
+        spec = truth["spec"]
+        same = (spec["files"], spec["events_per_file"], spec["codec"]) == (files, events, codec)
+        if same and truth.get("generator_version") == GENERATOR_VERSION:
             return target
     except (FileNotFoundError, KeyError):
         pass

@@ -1,8 +1,8 @@
 """Synthetic NanoAOD-like datasets, one per analysis, with their truth recorded.
 
-``generate_dataset`` writes ``<analysis>_<i>.root`` files and ``truth.json`` (parameters,
-events per file, generated yields, and the analysis' truth such as true chamber
-efficiencies). A dataset is a pure function of its parameters and seed: files are generated
+``generate_dataset`` writes ``<analysis>_<i>.root`` files and ``truth.json`` (generator
+version, parameters, events per file, generated yields, and the analysis' truth such as true
+chamber efficiencies). A dataset is a pure function of its parameters and seed: files are generated
 in parallel processes, each from its own seeded stream.
 """
 
@@ -23,6 +23,10 @@ from analysis_kernels.generate import adl, ds, dt, stop
 from analysis_kernels.generate.writer import DEFAULT_CODEC, DEFAULT_LEVEL, compression, write_events
 
 GENERATORS = {"ds": ds, "stop": stop, "dt": dt, "adl": adl}
+# What the generator writes for a given spec, by version: raise it with any change to the
+# generated values or layout, so that kept datasets (benchmarks.common.dataset) are made
+# again. 1: unversioned, full-precision floats; 2: NanoAOD's float precision (precision.py).
+GENERATOR_VERSION = 2
 BASKET_EVENTS = 50_000
 TRUTH_FILE = "truth.json"
 
@@ -117,6 +121,7 @@ def generate_dataset(
             if key != "file":
                 totals[key] = totals.get(key, 0) + value
     truth = {
+        "generator_version": GENERATOR_VERSION,
         "spec": asdict(spec),
         "files": per_file,
         "totals": totals,

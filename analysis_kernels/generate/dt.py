@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from analysis_kernels.generate.common import event_header, f32, i32, jagged, record, uniform_phi
+from analysis_kernels.generate.precision import mantissa_bits, reduce_mantissa
 
 Z_MASS, Z_WIDTH = 91.1876, 2.4952
 STATION_RADIUS = np.array([431.0, 512.0, 617.0, 728.0])  # cm, MB1..MB4
@@ -132,6 +133,8 @@ def generate_batch(rng: np.random.Generator, n: int, first_event: int, seed: int
     pair = origin < 2
     charge = np.where(origin == 0, 1, np.where(origin == 1, -1, rng.choice([-1, 1], total)))
     iso = np.where(pair & is_z[event], rng.exponential(0.02, total), rng.exponential(0.3, total))
+    # Rounded as written (6 bits in NanoAOD): the trigger decision below sees the stored value.
+    iso = reduce_mantissa(f32(iso), mantissa_bits("Muon_tkRelIso"))
     tight = rng.random(total) < np.where(pair, 0.96, 0.5)
     z0 = rng.normal(0, 4.0, n)
     dz = np.where(pair, z0[event] + rng.normal(0, 0.01, total), rng.normal(0, 5, total))
