@@ -192,10 +192,12 @@ format: $(STAMP)
 # Debian's packages come first, one apt-get at a time; then the Go builds and the images build
 # side by side (the images wait on downloads and dpkg while Go compiles), the node's Go build
 # after the control plane's, whose compiled packages it reuses.
-# pytest's exit code 5 (nothing collected) fails the target like any other.
+# pytest's exit code 5 (nothing collected) fails the target like any other. Two workers
+# (pytest-xdist; tests/conftest.py keeps the tests of one shared cluster, node or grid on one).
+PYTEST_WORKERS ?= 2
 test: lint $(NODE_STAMP) $(CHROMIUM) $(XROOTD) $(HELM) $(CHECKOV) $(REAL_NODE_DEBS_STAMP) $(IMAGE_TOOLS)
 	$(MAKE) -j2 --output-sync=line builds
-	$(PY) -m pytest -ra $(PYTEST_ARGS)
+	$(PY) -m pytest -ra -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 .PHONY: builds
 builds: $(K8S_STAMP) $(REAL_NODE_STAMP) images
@@ -203,7 +205,7 @@ $(REAL_NODE_STAMP): | $(K8S_STAMP)
 
 # Inner loop: everything but the multi-process and large-data tests.
 test-fast: lint $(NODE_STAMP) $(XROOTD) $(HELM)
-	$(PY) -m pytest -ra -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -ra -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP) $(K8S_STAMP) $(HELM) $(NODE_STAMP) $(XROOTD)
 	$(PY) -m benchmarks.run

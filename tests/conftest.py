@@ -20,6 +20,26 @@ REAL_NANOAOD = (
 collect_ignore = [] if os.environ.get("FACILITY_KIND_SMOKE") else ["kind"]
 
 SIZES = {"ds": (2, 60_000), "stop": (2, 15_000), "dt": (2, 60_000)}
+# make test runs the suite on two pytest-xdist workers. A module's tests run on one worker (its
+# module fixtures start once), and so do the tests that share one costly or exclusive session
+# fixture: the real node (one per machine: tests/e2e, tests/node, and tests/test_images.py,
+# whose image archives tests/e2e imports), the control plane with the chart installed
+# (tests/cluster) and the storage grid (tests/storage).
+GROUPS = {"e2e": "node", "node": "node", "test_images.py": "node"}
+GROUPS |= {"cluster": "cluster", "storage": "storage"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::")[0]  # tests/<directory or module>/...
+            parts = path.split("/")
+            return GROUPS.get(parts[1], path) if len(parts) > 1 else path
+
+    return SharedFixtureScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
