@@ -91,6 +91,29 @@ def test_make_run_serves_stops_cleanly_on_ctrl_c_and_restarts_on_its_ports(tmp_p
         ctrl_c(process)
 
 
+def test_a_hub_stuck_in_its_shutdown_leaves_nothing_running(tmp_path):
+    """A hub that does not stop within the timeout is killed; the proxy, idle culler and
+    user's server it started are stopped after it, not left running (the test facility's hub
+    once hung in "Cleaning up 1 services..." and its children outlived every test run)."""
+    from hub_config.local.facility import LocalFacility
+
+    facility = LocalFacility(state_dir=tmp_path, stop_timeout=3).start()
+    try:
+        alice = HubUser(facility.url, "alice", "alice-pw").login()
+        alice.new_token()
+        alice.start_server()
+        [hub] = [p for p in facility.processes if p.args[1:3] == ["-m", "jupyterhub"]]
+        started = psutil.Process(hub.pid).children(recursive=True)
+        commands = " ".join(" ".join(p.cmdline()) for p in started)
+        for child in ("configurable-http-proxy", "jupyterhub_idle_culler", "singleuser"):
+            assert child in commands
+        os.kill(hub.pid, signal.SIGSTOP)  # its shutdown never begins
+    finally:
+        facility.stop()
+    assert hub.returncode == -signal.SIGKILL
+    assert not [p.cmdline() for p in started if p.is_running() and p.status() != "zombie"]
+
+
 def _listening(url: str) -> bool:
     try:
         requests.get(url, timeout=2)

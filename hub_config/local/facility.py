@@ -21,6 +21,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import yaml
 
 from analysis_kernels.executor.processes import free_port, stop_in_reverse
@@ -88,6 +89,7 @@ class LocalFacility:
     tls: bool = False
     storage: bool = False
     hub: bool = True
+    stop_timeout: float = 30  # seconds each process has to stop before it is killed
     processes: list[subprocess.Popen] = field(default_factory=list, init=False)
     ca: LocalCA | None = None  # made at start when TLS is on and none is given
     storage_server: StorageServer | None = field(default=None, init=False)
@@ -263,7 +265,7 @@ class LocalFacility:
         The servers run in sessions of their own, so a Ctrl-C in the terminal reaches only the
         runner, which stops them in this order with one SIGTERM each.
         """
-        stop_in_reverse(self.processes, timeout=30)
+        self._stop(self.processes)
         if self.storage_server:
             self.storage_server.stop()
 
@@ -272,11 +274,42 @@ class LocalFacility:
         hub pod's restart is on Kubernetes (the IAM keeps its sessions and refresh tokens)."""
         [hub] = [p for p in self.processes if p.args[1:3] == ["-m", "jupyterhub"]]
         self.processes.remove(hub)
-        stop_in_reverse([hub], timeout=30)
+        self._stop([hub])
         self._start_hub()
+
+    def _stop(self, processes: list[subprocess.Popen]) -> None:
+        """Stop ``processes``, then whatever they had started and left running: a hub whose
+        own shutdown outlives the timeout is killed, and its proxy, managed services and
+        users' servers would otherwise be left behind."""
+        started = [c for p in processes if p.poll() is None for c in _descendants(p.pid)]
+        stop_in_reverse(processes, timeout=self.stop_timeout)
+        _, alive = psutil.wait_procs(_terminate(started), timeout=self.stop_timeout)
+        for leftover in alive:
+            leftover.kill()
+        psutil.wait_procs(alive, timeout=10)
 
     def __enter__(self) -> LocalFacility:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _terminate(processes: list[psutil.Process]) -> list[psutil.Process]:
+    """SIGTERM to those still running (not a process that took a finished one's pid)."""
+    running = []
+    for process in processes:
+        try:
+            if process.is_running():
+                process.terminate()
+                running.append(process)
+        except psutil.NoSuchProcess:
+            pass
+    return running
