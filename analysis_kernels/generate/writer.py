@@ -22,22 +22,19 @@ def compression(codec: str, level: int):
         raise ValueError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}") from None
 
 
-def write_events(
-    path: str, batches: Iterable[dict], codec: str, level: int, nanoaod_precision: bool = True
-) -> int:
+def write_events(path: str, batches: Iterable[dict], codec: str, level: int) -> int:
     """Write batches (branch name -> array, records for collections) as one basket each.
 
     Records are collections: their fields are full branch names (``Muon_pt``) and share the
     counter ``n<record name>``, as in NanoAOD. float32 branches are first rounded to the
-    mantissa bits NanoAOD keeps for them (:mod:`analysis_kernels.generate.precision`) unless
-    ``nanoaod_precision`` is false. Returns the number of events written.
+    mantissa bits NanoAOD keeps for them (:mod:`analysis_kernels.generate.precision`).
+    Returns the number of events written.
     """
     total = 0
     with uproot.recreate(path, compression=compression(codec, level)) as file:
         tree = None
         for batch in batches:
-            if nanoaod_precision:
-                batch = round_batch(batch)
+            batch = round_batch(batch)
             if tree is None:
                 tree = file.mktree(
                     TREE,

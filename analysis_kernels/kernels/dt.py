@@ -101,13 +101,14 @@ def tag_probe_pairs(
     """Every (tag, probe) pair of distinct muons, tag-major as ``ak.argcartesian``: whether
     each muon is the probe of some pair, and the masses of the pairs in that order.
 
-    The pair masses are those of numpy's float32 four-vectors (px, py given; pz and E as
-    :func:`analysis_kernels.kinematics.four_vector`) to the bin of ``mass_edges``: each is
-    computed first from :func:`_fast` pz and E, and again from numpy's
-    (:func:`_as_numpy`) when the margin could move it across the mass window's edges or a
-    bin edge, or does not hold (a NaN, infinite or huge m^2). ``n_pairs``: at most how many
-    pairs there are (:func:`muon_roles`). ``cuts``: float32 (min Delta R, max |Delta z|,
-    Z mass, mass window, muon mass).
+    The masses are those of numpy's float32 four-vectors (px and py given, pz and E as
+    :func:`analysis_kernels.kinematics.four_vector` computes them) to the bin: each is
+    computed from :func:`_fast` pz and E, and again from numpy's (:func:`_as_numpy`) where
+    the margin could move it across an edge of the mass window or of ``mass_axis`` (float64:
+    lower edge, bin width, number of bins), or may not hold (a NaN, infinite or huge m^2):
+    1 pair in 15 on the benchmark data. ``n_pairs``: at most how many pairs there are
+    (:func:`muon_roles`). ``cuts``: float32 (min Delta R, max |Delta z|, Z mass, mass window,
+    muon mass).
     """
     min_dr, max_dz, z_mass, window, mu_mass = cuts
     axis_lo, width, bins = mass_axis
