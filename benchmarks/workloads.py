@@ -8,10 +8,12 @@ Every system reads the same files; ours and the I/O floor also read the same chu
 from __future__ import annotations
 
 import lzma
-import zlib
 from collections.abc import Callable
 
-from analysis_kernels import get_analysis, run, xz
+import cramjam
+import numpy as np
+
+from analysis_kernels import baskets, get_analysis, run
 from analysis_kernels.baskets import stored_payloads
 from analysis_kernels.executor import DEFAULT_CHUNK_SIZE
 from analysis_kernels.executor.chunks import plan
@@ -69,11 +71,17 @@ def io_floor_fsspec(analysis: str, files: list[str], params: dict, chunk_size: i
     return io_floor_uproot(analysis, files, params, chunk_size, trees.__getitem__)
 
 
+STORED = b"--"  # the algorithm code given to a basket stored uncompressed
+
+
 def basket_blocks(files: list[str], branches: list[str]) -> list[tuple[bytes, bytes, int]]:
     """The compressed blocks of every basket of the branches: (algorithm, payload, size).
 
     Read straight from the file at each basket's key (ROOT's 9-byte block headers; LZ4
-    blocks carry an 8-byte checksum first), so the raw row times the codec alone.
+    blocks carry an 8-byte checksum first), so the raw row times the codec alone. A basket
+    ROOT stored uncompressed (where compression did not pay, as for most of LZ4's float
+    baskets) is one block of algorithm :data:`STORED`: it costs a copy, which every reader
+    pays too, and leaving it out made the raw row skip 80% of Ds's bytes on LZ4.
     """
     blocks = []
     for path in files:
@@ -81,7 +89,9 @@ def basket_blocks(files: list[str], branches: list[str]) -> list[tuple[bytes, by
         with open(path, "rb") as f:
             for name in branches:
                 for payload, objlen in stored_payloads(f, tree[name]):
-                    if len(payload) != objlen:  # else stored uncompressed
+                    if len(payload) == objlen:
+                        blocks.append((STORED, payload, objlen))
+                    else:
                         blocks += _split(payload)
     return blocks
 
@@ -98,41 +108,52 @@ def _split(payload: bytes) -> list[tuple[bytes, bytes, int]]:
     return out
 
 
-def decompressors(library: str) -> dict[bytes, Callable[[bytes, int], object]]:
-    """Block decompressors by ROOT algorithm code: ``cramjam`` (what uproot calls) or the
-    fastest bindings the facility has (zstandard, lz4, zlib, and xz 5.8 through
-    :mod:`analysis_kernels.xz`, as ROOT's own liblzma)."""
+Decompress = Callable[[bytes, np.ndarray], object]
+
+
+def _copy(data: bytes, out: np.ndarray) -> None:
+    np.copyto(out, np.frombuffer(data, np.uint8))
+
+
+def _python_lzma(data: bytes, out: np.ndarray) -> None:
+    _copy(lzma.decompress(data), out)
+
+
+def decompressors(library: str) -> dict[bytes, Decompress]:
+    """Block decompressors by ROOT algorithm code, each writing a block into the buffer given
+    to it: ``cramjam`` (what uproot calls; Python's liblzma for LZMA) or the fastest call of
+    the fastest binding the facility has: zstandard, cramjam's LZ4 and zlib, and xz 5.8
+    through :mod:`analysis_kernels.xz` (as ROOT's own liblzma). Into a buffer because
+    ``lz4.block`` allocates every block afresh, and its page faults doubled DT's time."""
     if library == "cramjam":
-        import cramjam
-
         return {
-            b"ZS": lambda b, n: cramjam.zstd.decompress(b, output_len=n),
-            b"L4": lambda b, n: cramjam.lz4.decompress_block(b, output_len=n),
-            b"XZ": lambda b, n: lzma.decompress(b),
-            b"ZL": lambda b, n: zlib.decompress(b),
+            b"ZS": cramjam.zstd.decompress_into,
+            b"L4": cramjam.lz4.decompress_block_into,
+            b"XZ": _python_lzma,
+            b"ZL": cramjam.zlib.decompress_into,
+            STORED: _copy,
         }
-    import lz4.block
-    import zstandard
-
-    zstd = zstandard.ZstdDecompressor()
     return {
-        b"ZS": lambda b, n: zstd.decompress(b, max_output_size=n),
-        b"L4": lambda b, n: lz4.block.decompress(b, uncompressed_size=n),
-        b"XZ": xz.decompress,
-        b"ZL": lambda b, n: zlib.decompress(b),
+        b"ZS": baskets.decompress_zstd,
+        b"L4": cramjam.lz4.decompress_block_into,
+        b"XZ": baskets.decompress_lzma,
+        b"ZL": cramjam.zlib.decompress_into,
+        STORED: _copy,
     }
 
 
 def raw(
     analysis: str, files: list[str], params: dict, chunk_size: int, library: str = "reference"
 ) -> Callable:
-    """Decompress the baskets of the declared branches with the codec library alone."""
+    """Decompress the baskets of the declared branches with the codec library alone, into
+    one reused buffer (as the floor reuses its chunk's), and copy those stored uncompressed."""
     blocks = basket_blocks(files, declared(analysis, params))
     codecs = decompressors(library)
+    out = np.empty(max((size for _, _, size in blocks), default=0), np.uint8)
 
     def decompress():
         for algo, data, size in blocks:
-            codecs[algo](data, size)
+            codecs[algo](data, out[:size])
 
     return decompress
 
