@@ -5,12 +5,15 @@ in float32 in its order, ``((e*e - px*px) - py*py) - pz*pz`` of ``(a + b) + c``)
 at a fraction of its cost:
 
 * px and py come in as flat arrays (numpy's vectorised ``pt * cos(phi)``, 4 ns an object);
-* pz and E are computed here, only for the objects of events that can pass, and first
-  :func:`_fast` (6 ns an object) rather than as numpy did (libm's float32 sinh and cosh,
-  37 ns). A search then knows each candidate mass to within a margin; an event whose outcome
-  that margin could change (a mass that close to a window edge, two candidates that close
-  to the target) is searched again with numpy's pz and E (:func:`_as_numpy`): on the
-  benchmark data 1 in 20,000 of Q5's searches, 1 in 1,700 of Q8's, 1 in 80 of Q6's.
+* pz and E are computed here, only for the objects of events that can pass, with
+  :func:`_fast` (6 ns an object) rather than as numpy does (37 ns with libm's float32 sinh
+  and cosh). A search then knows each candidate mass to within a margin; an event whose
+  outcome that margin could change (a mass that close to a window edge, two candidates that
+  close to the target) is searched again after the first pass, with pz and E computed by
+  numpy itself for its objects alone (:func:`numpy_pz_e`): on the benchmark data 1 in
+  20,000 of Q5's searches, 1 in 1,700 of Q8's, 1 in 80 of Q6's. numpy's float32 sinh and
+  cosh are libm's on most CPUs but its own vector code where the CPU has AVX-512, and the
+  two differ in the last bit: only numpy reproduces numpy.
   So is an event whose fast search met a NaN or infinite m^2 (from NaN or infinite pt, eta,
   phi or mass), or systems large enough for numpy's to overflow where the fast did not
   (:data:`HUGE`); there, as in the columnar code, a NaN m^2 is a NaN mass, in no window and
@@ -25,6 +28,8 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+
+from analysis_kernels.kernels.delta_r import closer_than
 
 F32 = np.float32
 INF = F32(np.inf)
@@ -59,13 +64,24 @@ def _fast(pt, eta, mass):
     return half * (ex - inv), np.sqrt(c * c + mass * mass)
 
 
-@numba.njit(cache=True, inline="always")
-def _as_numpy(pt, eta, mass):
-    """pz and E as :func:`analysis_kernels.kinematics.four_vector` computes them in float32:
-    the same roundings, and the libm sinh and cosh numpy calls for float32 on CPUs without
-    AVX-512 (with it numpy has its own; tests/test_combinatorics.py checks they agree)."""
-    c = pt * np.cosh(eta)
-    return pt * np.sinh(eta), np.sqrt(c * c + mass * mass)
+def numpy_pz_e(pt, eta, mass, index) -> tuple[np.ndarray, np.ndarray]:
+    """pz and E of the objects at ``index`` as :func:`analysis_kernels.kinematics.four_vector`
+    computes them, by numpy itself (float32; ``mass`` an array or one float32)."""
+    pt, eta = pt[index], eta[index]
+    mass = mass[index] if np.ndim(mass) else mass
+    with np.errstate(all="ignore"):
+        c = pt * np.cosh(eta)
+        return pt * np.sinh(eta), np.sqrt(c * c + mass * mass)
+
+
+def numpy_pz_e_of_events(offsets, pt, eta, mass, events) -> tuple[np.ndarray, ...]:
+    """:func:`numpy_pz_e` of the objects of ``events``, packed in their order: event k's
+    objects from ``starts[k]`` on. Returns starts, pz, E."""
+    lo, counts = offsets[events], offsets[events + 1] - offsets[events]
+    starts = np.zeros(len(events) + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    index = np.repeat(lo - starts[:-1], counts) + np.arange(starts[-1])
+    return (starts, *numpy_pz_e(pt, eta, mass, index))
 
 
 @numba.njit(cache=True)
@@ -77,15 +93,31 @@ def _buffer(offsets):
     return np.empty((most, 4), dtype=np.float32)
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _load(buf, lo, hi, px, py, pt, eta, mass, exact):
-    """px, py, pz, E of objects lo..hi-1 into the rows of ``buf``: pz and E :func:`_fast`,
-    or :func:`_as_numpy` if ``exact`` (numpy's error model: an exp that underflows gives
-    infinities, then an unsure search, as numpy would, not an exception)."""
+@numba.njit(cache=True)
+def _packed_buffer(starts):
+    """:func:`_buffer` for the events of a packing (:func:`numpy_pz_e_of_events`)."""
+    most = 0
+    for k in range(len(starts) - 1):
+        most = max(most, starts[k + 1] - starts[k])
+    return np.empty((most, 4), dtype=np.float32)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _load(buf, lo, hi, px, py, pt, eta, mass):
+    """px, py and :func:`_fast` pz, E of objects lo..hi-1 into the rows of ``buf``. Inlined
+    (a call cost Q8's search a fifth), so its callers take numpy's error model: an exp that
+    underflows gives infinities, then an unsure search, as numpy would, not an exception."""
     for i in range(hi - lo):
         k = lo + i
-        pz, e = _as_numpy(pt[k], eta[k], mass[k]) if exact else _fast(pt[k], eta[k], mass[k])
+        pz, e = _fast(pt[k], eta[k], mass[k])
         buf[i, 0], buf[i, 1], buf[i, 2], buf[i, 3] = px[k], py[k], pz, e
+
+
+@numba.njit(cache=True, inline="always")
+def _load_given(buf, lo, hi, px, py, pz, e, at):
+    """px, py of objects lo..hi-1 and the pz, E given for them from ``at`` on."""
+    for i in range(hi - lo):
+        buf[i, 0], buf[i, 1], buf[i, 2], buf[i, 3] = px[lo + i], py[lo + i], pz[at + i], e[at + i]
 
 
 @numba.njit(cache=True, inline="always")
@@ -176,23 +208,42 @@ def _pair_in_window(buf, charge, lo, n, low, high, margin):
     return False, unsure
 
 
-@numba.njit(cache=True)
 def opposite_pair_in_window(offsets, px, py, pt, eta, mass, charge, low, high, margin=MARGIN):
     """Per event, whether some opposite-charge pair has a mass in (low, high)."""
+    out, unsure = _pairs_in_window(offsets, px, py, pt, eta, mass, charge, low, high, margin)
+    if len(unsure):
+        exact = numpy_pz_e_of_events(offsets, pt, eta, mass, unsure)
+        _pairs_in_window_again(out, unsure, *exact, offsets, px, py, charge, low, high)
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _pairs_in_window(offsets, px, py, pt, eta, mass, charge, low, high, margin):
+    """:func:`opposite_pair_in_window` with fast pz and E, and the events it is unsure of."""
     n = len(offsets) - 1
     out = np.zeros(n, dtype=np.bool_)
+    unsure, n_unsure = np.empty(n, dtype=np.int64), 0
     buf = _buffer(offsets)
     for ev in range(n):
         lo, hi = offsets[ev], offsets[ev + 1]
         if not _both_charges(charge, lo, hi):
             continue
-        _load(buf, lo, hi, px, py, pt, eta, mass, False)
-        found, unsure = _pair_in_window(buf, charge, lo, hi - lo, low, high, margin)
-        if unsure:
-            _load(buf, lo, hi, px, py, pt, eta, mass, True)
-            found = _pair_in_window(buf, charge, lo, hi - lo, low, high, F32(0))[0]
-        out[ev] = found
-    return out
+        _load(buf, lo, hi, px, py, pt, eta, mass)
+        out[ev], doubt = _pair_in_window(buf, charge, lo, hi - lo, low, high, margin)
+        if doubt:
+            unsure[n_unsure] = ev
+            n_unsure += 1
+    return out, unsure[:n_unsure]
+
+
+@numba.njit(cache=True)
+def _pairs_in_window_again(out, events, starts, pz, e, offsets, px, py, charge, low, high):
+    """The ``events`` searched again with the pz and E given (packed)."""
+    buf = _packed_buffer(starts)
+    for k in range(len(events)):
+        lo, hi = offsets[events[k]], offsets[events[k] + 1]
+        _load_given(buf, lo, hi, px, py, pz, e, starts[k])
+        out[events[k]] = _pair_in_window(buf, charge, lo, hi - lo, low, high, F32(0))[0]
 
 
 @numba.njit(cache=True)
@@ -222,49 +273,67 @@ def _closest_trijet(buf, n, target, margin):
     return bi, bj, bk, not others > best + best_margin or not total < margin * HUGE
 
 
-@numba.njit(cache=True, inline="always")
-def _exact_trijet(buf, lo, hi, px, py, pt, eta, mass, target):
-    """The trijet ``ak.argmin`` picks, with numpy's pz and E: the first unless another is
-    strictly closer (a NaN distance is not; a NaN first stays)."""
-    _load(buf, lo, hi, px, py, pt, eta, mass, True)
-    if _nan_mass(buf, 3):
-        return 0, 1, 2
-    i, j, k, _ = _closest_trijet(buf, hi - lo, target, F32(0))
-    return i, j, k
-
-
-@numba.njit(cache=True)
 def trijet_closest_to(offsets, px, py, pt, eta, mass, btag, target, margin=MARGIN):
     """For the events with >= 3 jets, in order: px, py and the largest b-tag of the trijet
     whose mass is closest to ``target``."""
+    *out, unsure, slots = _trijets(offsets, px, py, pt, eta, mass, btag, target, margin)
+    if len(unsure):
+        exact = numpy_pz_e_of_events(offsets, pt, eta, mass, unsure)
+        _trijets_again(*out, unsure, slots, *exact, offsets, px, py, btag, target)
+    return tuple(out)
+
+
+@numba.njit(cache=True, inline="always")
+def _write_trijet(out, slot, buf, lo, btag, i, j, k):
+    out_px, out_py, out_btag = out
+    out_px[slot] = buf[i, 0] + buf[j, 0] + buf[k, 0]
+    out_py[slot] = buf[i, 1] + buf[j, 1] + buf[k, 1]
+    out_btag[slot] = max(max(btag[lo + i], btag[lo + j]), btag[lo + k])
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _trijets(offsets, px, py, pt, eta, mass, btag, target, margin):
+    """:func:`trijet_closest_to` with fast pz and E, and the events it is unsure of with
+    their rows in the output."""
     n = len(offsets) - 1
-    out_px, out_py, out_btag = np.empty(n, F32), np.empty(n, F32), np.empty(n, F32)
+    out = np.empty(n, F32), np.empty(n, F32), np.empty(n, F32)
+    unsure, slots, n_unsure = np.empty(n, np.int64), np.empty(n, np.int64), 0
     buf = _buffer(offsets)
     kept = 0
     for ev in range(n):
         lo, hi = offsets[ev], offsets[ev + 1]
         if hi - lo < 3:
             continue
-        _load(buf, lo, hi, px, py, pt, eta, mass, False)
-        i, j, k, unsure = _closest_trijet(buf, hi - lo, target, margin)
-        if unsure:
-            i, j, k = _exact_trijet(buf, lo, hi, px, py, pt, eta, mass, target)
-        out_px[kept] = buf[i, 0] + buf[j, 0] + buf[k, 0]
-        out_py[kept] = buf[i, 1] + buf[j, 1] + buf[k, 1]
-        out_btag[kept] = max(max(btag[lo + i], btag[lo + j]), btag[lo + k])
+        _load(buf, lo, hi, px, py, pt, eta, mass)
+        i, j, k, doubt = _closest_trijet(buf, hi - lo, target, margin)
+        _write_trijet(out, kept, buf, lo, btag, i, j, k)
+        if doubt:
+            unsure[n_unsure], slots[n_unsure] = ev, kept
+            n_unsure += 1
         kept += 1
-    return out_px[:kept], out_py[:kept], out_btag[:kept]
+    return out[0][:kept], out[1][:kept], out[2][:kept], unsure[:n_unsure], slots[:n_unsure]
+
+
+@numba.njit(cache=True)
+def _trijets_again(out_px, out_py, out_btag, events, slots, starts, pz, e, offsets, px, py,
+                   btag, target):  # fmt: skip
+    """The trijet ``ak.argmin`` picks in each of ``events``, with the pz and E given: the
+    first unless another is strictly closer (a NaN distance is not; a NaN first stays)."""
+    buf = _packed_buffer(starts)
+    for n in range(len(events)):
+        lo, hi = offsets[events[n]], offsets[events[n] + 1]
+        _load_given(buf, lo, hi, px, py, pz, e, starts[n])
+        i, j, k = 0, 1, 2
+        if not _nan_mass(buf, 3):
+            i, j, k, _ = _closest_trijet(buf, hi - lo, target, F32(0))
+        _write_trijet((out_px, out_py, out_btag), slots[n], buf, lo, btag, i, j, k)
 
 
 @numba.njit(cache=True)
 def _near(eta, phi, offsets, pt, l_eta, l_phi, ev, lep_min, cone):
     """Whether a lepton above ``lep_min`` lies within ``cone`` in Delta R of (eta, phi)."""
-    pi, two_pi = F32(np.pi), F32(2 * np.pi)
     for m in range(offsets[ev], offsets[ev + 1]):
-        if not pt[m] > lep_min:
-            continue
-        dphi = np.remainder(phi - l_phi[m] + pi, two_pi) - pi
-        if np.hypot(eta - l_eta[m], dphi) < cone:
+        if pt[m] > lep_min and closer_than(eta, phi, l_eta[m], l_phi[m], cone):
             return True
     return False
 
@@ -316,14 +385,25 @@ def _z_pair(buf, charge, lo, n, z_mass, margin, state):
 
 
 @numba.njit(cache=True, inline="always")
-def _z_load(ev, leptons, buf, exact):
+def _z_load(ev, leptons, buf):
     """Loads an event's objects of one collection if an opposite-charge pair is among them
     (as :func:`_load`): how many to search, 0 if none."""
     offsets, px, py, pt, eta, mass, charge, _ = leptons
     lo, hi = offsets[ev], offsets[ev + 1]
     if not _both_charges(charge, lo, hi):
         return 0
-    _load(buf, lo, hi, px, py, pt, eta, mass, exact)
+    _load(buf, lo, hi, px, py, pt, eta, mass)
+    return hi - lo
+
+
+@numba.njit(cache=True, inline="always")
+def _z_load_given(ev, leptons, buf, pz, e, at):
+    """:func:`_z_load` with the pz and E given from ``at`` on."""
+    offsets, px, py, _, _, _, charge, _ = leptons
+    lo, hi = offsets[ev], offsets[ev + 1]
+    if not _both_charges(charge, lo, hi):
+        return 0
+    _load_given(buf, lo, hi, px, py, pz, e, at)
     return hi - lo
 
 
@@ -360,22 +440,27 @@ def _first_pair(ev, muons, mu_buf, electrons, el_buf):
     return -1, -1, 0, 1, nan
 
 
-@numba.njit(cache=True, inline="always")
-def _z_exact(ev, muons, mu_buf, n_mu, electrons, el_buf, n_el, z_mass):
-    """The pair ``ak.argmin`` picks, with numpy's pz and E: the first two leptons unless a
-    same-flavour opposite-charge pair is strictly closer (a NaN distance is not; a NaN
-    first stays)."""
-    _z_load(ev, muons, mu_buf, True)
-    _z_load(ev, electrons, el_buf, True)
-    first_mu_a, first_mu_b, first_el_a, first_el_b, stays = _first_pair(
-        ev, muons, mu_buf, electrons, el_buf
-    )
-    mu_a, mu_b, el_a, el_b, _ = _z_closest(
-        ev, muons, mu_buf, n_mu, electrons, el_buf, n_el, z_mass, F32(0)
-    )
-    if stays or (mu_a < 0 and el_a < 0):
-        return first_mu_a, first_mu_b, first_el_a, first_el_b
-    return mu_a, mu_b, el_a, el_b
+@numba.njit(cache=True)
+def _z_pairs_again(events, slots, out_pt, out_phi, muons, mu_exact, electrons, el_exact, z_mass):
+    """The pair ``ak.argmin`` picks in each of ``events``, with the pz and E given (packed,
+    per collection): the first two leptons unless a same-flavour opposite-charge pair is
+    strictly closer (a NaN distance is not; a NaN first stays); then the leading lepton
+    outside it, at the event's row of the output."""
+    (mu_starts, mu_pz, mu_e), (el_starts, el_pz, el_e) = mu_exact, el_exact
+    mu_buf, el_buf = _packed_buffer(mu_starts), _packed_buffer(el_starts)
+    for k in range(len(events)):
+        ev = events[k]
+        n_mu = _z_load_given(ev, muons, mu_buf, mu_pz, mu_e, mu_starts[k])
+        n_el = _z_load_given(ev, electrons, el_buf, el_pz, el_e, el_starts[k])
+        first_mu_a, first_mu_b, first_el_a, first_el_b, stays = _first_pair(
+            ev, muons, mu_buf, electrons, el_buf
+        )
+        mu_a, mu_b, el_a, el_b, _ = _z_closest(
+            ev, muons, mu_buf, n_mu, electrons, el_buf, n_el, z_mass, F32(0)
+        )
+        if stays or (mu_a < 0 and el_a < 0):
+            mu_a, mu_b, el_a, el_b = first_mu_a, first_mu_b, first_el_a, first_el_b
+        _lead(ev, slots[k], out_pt, out_phi, muons, mu_a, mu_b, electrons, el_a, el_b)
 
 
 @numba.njit(cache=True, inline="always")
@@ -392,7 +477,13 @@ def _leading(ev, leptons, skip_a, skip_b, lead):
     return found, best_pt, best_phi
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
+def _lead(ev, slot, out_pt, out_phi, muons, mu_a, mu_b, electrons, el_a, el_b):
+    """The leading lepton outside the pair (its rows in its collection, -1 in the other)."""
+    lead = _leading(ev, muons, mu_a, mu_b, (False, F32(0), F32(0)))
+    _, out_pt[slot], out_phi[slot] = _leading(ev, electrons, el_a, el_b, lead)
+
+
 def lead_outside_z_pair(muons, electrons, z_mass, margin=MARGIN):
     """Events with >= 3 leptons and a same-flavour opposite-charge pair: the pT and phi of
     the highest-pT lepton outside the pair closest to ``z_mass``, with the event's index.
@@ -400,27 +491,41 @@ def lead_outside_z_pair(muons, electrons, z_mass, margin=MARGIN):
     Each collection is (offsets, px, py, pt, eta, mass, charge, phi); the leptons are the
     muons, then the electrons, so a muon wins ties.
     """
+    events, out_pt, out_phi, unsure, slots = _z_pairs(muons, electrons, z_mass, margin)
+    if len(unsure):
+        mu_exact, el_exact = (
+            numpy_pz_e_of_events(offsets, pt, eta, mass, unsure)
+            for offsets, _, _, pt, eta, mass, _, _ in (muons, electrons)
+        )
+        _z_pairs_again(unsure, slots, out_pt, out_phi, muons, mu_exact, electrons, el_exact, z_mass)
+    return events, out_pt, out_phi
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _z_pairs(muons, electrons, z_mass, margin):
+    """:func:`lead_outside_z_pair` with fast pz and E, and the events it is unsure of with
+    their rows in the output."""
     mu_offsets, el_offsets = muons[0], electrons[0]
     n = len(mu_offsets) - 1
     events, out_pt, out_phi = np.empty(n, np.int64), np.empty(n, F32), np.empty(n, F32)
+    unsure, slots, n_unsure = np.empty(n, np.int64), np.empty(n, np.int64), 0
     mu_buf, el_buf = _buffer(mu_offsets), _buffer(el_offsets)
     kept = 0
     for ev in range(n):
         count = mu_offsets[ev + 1] - mu_offsets[ev] + el_offsets[ev + 1] - el_offsets[ev]
         if count < 3:
             continue
-        n_mu, n_el = _z_load(ev, muons, mu_buf, False), _z_load(ev, electrons, el_buf, False)
+        n_mu, n_el = _z_load(ev, muons, mu_buf), _z_load(ev, electrons, el_buf)
         if n_mu == 0 and n_el == 0:
             continue
-        mu_a, mu_b, el_a, el_b, unsure = _z_closest(
+        mu_a, mu_b, el_a, el_b, doubt = _z_closest(
             ev, muons, mu_buf, n_mu, electrons, el_buf, n_el, z_mass, margin
         )
-        if unsure:
-            mu_a, mu_b, el_a, el_b = _z_exact(
-                ev, muons, mu_buf, n_mu, electrons, el_buf, n_el, z_mass
-            )
         lead = _leading(ev, muons, mu_a, mu_b, (False, F32(0), F32(0)))
         _, lead_pt, lead_phi = _leading(ev, electrons, el_a, el_b, lead)
         events[kept], out_pt[kept], out_phi[kept] = ev, lead_pt, lead_phi
+        if doubt:
+            unsure[n_unsure], slots[n_unsure] = ev, kept
+            n_unsure += 1
         kept += 1
-    return events[:kept], out_pt[:kept], out_phi[:kept]
+    return events[:kept], out_pt[:kept], out_phi[:kept], unsure[:n_unsure], slots[:n_unsure]

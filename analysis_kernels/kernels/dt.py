@@ -14,35 +14,16 @@ import numba
 import numpy as np
 
 from analysis_kernels.kernels.combinatorics import (
-    F32,
     HUGE,
     MARGIN,
-    _as_numpy,
     _buffer,
     _distance,
     _fast,
     _mass,
     _system,
+    numpy_pz_e,
 )
-
-
-@numba.njit(cache=True, inline="always")
-def _delta_r(eta1, phi1, eta2, phi2):
-    pi, two_pi = F32(np.pi), F32(2 * np.pi)
-    return np.hypot(eta1 - eta2, np.remainder(phi1 - phi2 + pi, two_pi) - pi)
-
-
-@numba.njit(cache=True, inline="always")
-def _closer_than(eta1, phi1, eta2, phi2, cone):
-    """``_delta_r(...) < cone``, without its costly remainder where Delta eta alone decides:
-    the float32 hypot is never below either side."""
-    return abs(eta1 - eta2) < cone and _delta_r(eta1, phi1, eta2, phi2) < cone
-
-
-@numba.njit(cache=True, inline="always")
-def _farther_than(eta1, phi1, eta2, phi2, cone):
-    """``_delta_r(...) > cone``, the same way."""
-    return abs(eta1 - eta2) > cone or _delta_r(eta1, phi1, eta2, phi2) > cone
+from analysis_kernels.kernels.delta_r import closer_than, farther_than
 
 
 @numba.njit(cache=True)
@@ -76,7 +57,7 @@ def muon_roles(
                 if (
                     trig_id[k] == 13
                     and (trig_bits[k] & trig_filter) != 0
-                    and _closer_than(eta[i], phi[i], trig_eta[k], trig_phi[k], cone)
+                    and closer_than(eta[i], phi[i], trig_eta[k], trig_phi[k], cone)
                 ):
                     is_tag[i] = True
                     tags += 1
@@ -93,7 +74,6 @@ def _near_edge(m, bound, lo, width, per_width, bins):
     return abs(m - (lo + k * width)) <= bound
 
 
-@numba.njit(cache=True, error_model="numpy")
 def tag_probe_pairs(
     offsets, px, py, pt, eta, phi, charge, dz, is_tag, probe_ok, n_pairs, cuts, mass_axis,
     margin=MARGIN,
@@ -103,18 +83,40 @@ def tag_probe_pairs(
 
     The masses are those of numpy's float32 four-vectors (px and py given, pz and E as
     :func:`analysis_kernels.kinematics.four_vector` computes them) to the bin: each is
-    computed from :func:`_fast` pz and E, and again from numpy's (:func:`_as_numpy`) where
-    the margin could move it across an edge of the mass window or of ``mass_axis`` (float64:
-    lower edge, bin width, number of bins), or may not hold (a NaN, infinite or huge m^2):
-    1 pair in 15 on the benchmark data. ``n_pairs``: at most how many pairs there are
-    (:func:`muon_roles`). ``cuts``: float32 (min Delta R, max |Delta z|, Z mass, mass window,
-    muon mass).
+    computed from :func:`_fast` pz and E, and again from numpy's
+    (:func:`analysis_kernels.kernels.combinatorics.numpy_pz_e`) where the margin could move
+    it across an edge of the mass window or of ``mass_axis`` (float64: lower edge, bin
+    width, number of bins), or may not hold (a NaN, infinite or huge m^2): 1 pair in 15 on
+    the benchmark data. ``n_pairs``: at most how many pairs there are (:func:`muon_roles`).
+    ``cuts``: float32 (min Delta R, max |Delta z|, Z mass, mass window, muon mass).
     """
+    is_probe, masses, unsure = _pairs(
+        offsets, px, py, pt, eta, phi, charge, dz, is_tag, probe_ok, n_pairs, cuts, mass_axis,
+        margin,
+    )  # fmt: skip
+    if not len(unsure):
+        return is_probe, masses
+    slot, tag, probe = unsure.T
+    mu_mass = cuts[4]
+    pz_t, e_t = numpy_pz_e(pt, eta, mu_mass, tag)
+    pz_p, e_p = numpy_pz_e(pt, eta, mu_mass, probe)
+    kept = _pairs_again(masses, slot, tag, probe, px, py, pz_t, e_t, pz_p, e_p, cuts, is_probe)
+    return is_probe, masses[kept]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _pairs(
+    offsets, px, py, pt, eta, phi, charge, dz, is_tag, probe_ok, n_pairs, cuts, mass_axis,
+    margin,
+):  # fmt: skip
+    """:func:`tag_probe_pairs` with fast pz and E: the pairs that surely pass, and those
+    unsure (their row in the masses, tag and probe), whose mass is left to be computed."""
     min_dr, max_dz, z_mass, window, mu_mass = cuts
     axis_lo, width, bins = mass_axis
     per_width = 1 / width
     is_probe = np.zeros(len(eta), dtype=np.bool_)
     masses = np.empty(n_pairs, dtype=np.float32)
+    unsure, n_unsure = np.empty((n_pairs, 3), dtype=np.int64), 0
     buf = _buffer(offsets)  # the event's pz, E in columns 2, 3
     filled = 0
     for ev in range(len(offsets) - 1):
@@ -131,7 +133,7 @@ def tag_probe_pairs(
             for p in range(lo, hi):
                 if p == t or not probe_ok[p] or charge[t] * charge[p] >= 0:
                     continue
-                if not _farther_than(eta[t], phi[t], eta[p], phi[p], min_dr):
+                if not farther_than(eta[t], phi[t], eta[p], phi[p], min_dr):
                     continue
                 if not abs(dz[t] - dz[p]) < max_dz:
                     continue
@@ -147,15 +149,30 @@ def tag_probe_pairs(
                     or window - distance <= bound
                     or _near_edge(m, bound, axis_lo, width, per_width, bins)
                 ):
-                    z_t, e_t = _as_numpy(pt[t], eta[t], mu_mass)
-                    z_p, e_p = _as_numpy(pt[p], eta[p], mu_mass)
-                    m = _mass(x, y, z_t + z_p, e_t + e_p)
-                if not abs(m - z_mass) < window:
-                    continue
-                is_probe[p] = True
+                    unsure[n_unsure] = filled, t, p
+                    n_unsure += 1
+                else:
+                    is_probe[p] = True
                 masses[filled] = m
                 filled += 1
-    return is_probe, masses[:filled]
+    return is_probe, masses[:filled], unsure[:n_unsure]
+
+
+@numba.njit(cache=True)
+def _pairs_again(masses, slot, tag, probe, px, py, pz_t, e_t, pz_p, e_p, cuts, is_probe):
+    """The unsure pairs' masses from the pz and E given, in their rows of ``masses``; which
+    rows are kept (the pairs in the window), their probes marked."""
+    _, _, z_mass, window, _ = cuts
+    kept = np.ones(len(masses), dtype=np.bool_)
+    for k in range(len(slot)):
+        t, p = tag[k], probe[k]
+        m = _mass(px[t] + px[p], py[t] + py[p], pz_t[k] + pz_p[k], e_t[k] + e_p[k])
+        masses[slot[k]] = m
+        if abs(m - z_mass) < window:
+            is_probe[p] = True
+        else:
+            kept[slot[k]] = False
+    return kept
 
 
 @numba.njit(cache=True)
