@@ -12,6 +12,7 @@ from analysis_kernels.analyses import get_analysis
 from analysis_kernels.errors import InputError
 from analysis_kernels.executor import cache as column_cache
 from analysis_kernels.executor import lazy, user
+from analysis_kernels.executor.allocator import keep_freed_memory
 from analysis_kernels.executor.chunks import Chunk
 from analysis_kernels.executor.harvest import HarvestSpec, write_snapshot
 from analysis_kernels.schema import TREE, open_tree, read_tree
@@ -42,6 +43,7 @@ def process_chunk(
 
     Errors in the analysis code itself always raise: skipping is for bad data, not bugs.
     """
+    keep_freed_memory()  # this chunk's arrays reuse the pages of the last one's
     if isinstance(analysis, user.UserAnalysis):
         return _process_user(analysis, chunk, params, skip_bad, harvest, tree, cache)
     analysis_name, analysis = analysis, get_analysis(analysis)
