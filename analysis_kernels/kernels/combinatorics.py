@@ -86,19 +86,11 @@ def numpy_pz_e_of_events(offsets, pt, eta, mass, events) -> tuple[np.ndarray, ..
 
 @numba.njit(cache=True)
 def _buffer(offsets):
-    """An (objects of the largest event, 4) float32 buffer for one event's px, py, pz, E."""
+    """An (objects of the largest event, 4) float32 buffer for one event's px, py, pz, E
+    (``offsets``: a collection's, or a packing's starts, :func:`numpy_pz_e_of_events`)."""
     most = 0
     for ev in range(len(offsets) - 1):
         most = max(most, offsets[ev + 1] - offsets[ev])
-    return np.empty((most, 4), dtype=np.float32)
-
-
-@numba.njit(cache=True)
-def _packed_buffer(starts):
-    """:func:`_buffer` for the events of a packing (:func:`numpy_pz_e_of_events`)."""
-    most = 0
-    for k in range(len(starts) - 1):
-        most = max(most, starts[k + 1] - starts[k])
     return np.empty((most, 4), dtype=np.float32)
 
 
@@ -239,7 +231,7 @@ def _pairs_in_window(offsets, px, py, pt, eta, mass, charge, low, high, margin):
 @numba.njit(cache=True)
 def _pairs_in_window_again(out, events, starts, pz, e, offsets, px, py, charge, low, high):
     """The ``events`` searched again with the pz and E given (packed)."""
-    buf = _packed_buffer(starts)
+    buf = _buffer(starts)
     for k in range(len(events)):
         lo, hi = offsets[events[k]], offsets[events[k] + 1]
         _load_given(buf, lo, hi, px, py, pz, e, starts[k])
@@ -319,7 +311,7 @@ def _trijets_again(out_px, out_py, out_btag, events, slots, starts, pz, e, offse
                    btag, target):  # fmt: skip
     """The trijet ``ak.argmin`` picks in each of ``events``, with the pz and E given: the
     first unless another is strictly closer (a NaN distance is not; a NaN first stays)."""
-    buf = _packed_buffer(starts)
+    buf = _buffer(starts)
     for n in range(len(events)):
         lo, hi = offsets[events[n]], offsets[events[n] + 1]
         _load_given(buf, lo, hi, px, py, pz, e, starts[n])
@@ -447,7 +439,7 @@ def _z_pairs_again(events, slots, out_pt, out_phi, muons, mu_exact, electrons, e
     strictly closer (a NaN distance is not; a NaN first stays); then the leading lepton
     outside it, at the event's row of the output."""
     (mu_starts, mu_pz, mu_e), (el_starts, el_pz, el_e) = mu_exact, el_exact
-    mu_buf, el_buf = _packed_buffer(mu_starts), _packed_buffer(el_starts)
+    mu_buf, el_buf = _buffer(mu_starts), _buffer(el_starts)
     for k in range(len(events)):
         ev = events[k]
         n_mu = _z_load_given(ev, muons, mu_buf, mu_pz, mu_e, mu_starts[k])
