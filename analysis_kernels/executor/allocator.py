@@ -17,7 +17,6 @@ worker running chunks keeps at most 64 MiB free per malloc arena instead.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters (malloc.h)
 MMAP_THRESHOLD = 32 << 20  # glibc's largest (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit)
@@ -31,16 +30,12 @@ def keep_freed_memory() -> bool:
     library has no ``mallopt``, as on musl or macOS)."""
     global _set
     if _set is None:
-        _set = _mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and _mallopt(
-            M_TRIM_THRESHOLD, TRIM_THRESHOLD
+        mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # the process' own C library
+        _set = mallopt is not None and all(
+            mallopt(parameter, value) == 1
+            for parameter, value in (
+                (M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+                (M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+            )
         )
     return _set
-
-
-def _mallopt(parameter: int, value: int) -> bool:
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError, TypeError):
-        return False
-    return mallopt(parameter, value) == 1
