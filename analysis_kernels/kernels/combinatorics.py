@@ -513,9 +513,8 @@ def _z_pairs(muons, electrons, z_mass, margin):
         mu_a, mu_b, el_a, el_b, doubt = _z_closest(
             ev, muons, mu_buf, n_mu, electrons, el_buf, n_el, z_mass, margin
         )
-        lead = _leading(ev, muons, mu_a, mu_b, (False, F32(0), F32(0)))
-        _, lead_pt, lead_phi = _leading(ev, electrons, el_a, el_b, lead)
-        events[kept], out_pt[kept], out_phi[kept] = ev, lead_pt, lead_phi
+        events[kept] = ev
+        _lead(ev, kept, out_pt, out_phi, muons, mu_a, mu_b, electrons, el_a, el_b)
         if doubt:
             unsure[n_unsure], slots[n_unsure] = ev, kept
             n_unsure += 1
