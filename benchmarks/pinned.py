@@ -3,8 +3,8 @@
 Figures taken in one long-lived process drift with what ran before (caches, JIT state,
 allocator); a fresh process per system and a core of its own make rows comparable. The
 parent (:func:`measure_together`) starts one process per system under ``taskset``, all on
-the same core; each warms up (imports, JIT compilation, open files, page cache) and then
-waits. A round gives every system one run of at least ``min_run_s`` seconds, made of
+the same core; each warms up (:func:`warm_up`: a first call, then calls for as long as a
+run) and then waits. A round gives every system one run of at least ``min_run_s`` seconds, made of
 ``slices`` pieces that alternate between the systems (as many calls as fit in each piece,
 at least one): this VM's speed wanders on a scale of seconds, so runs taken back to back
 as whole blocks of 3 s differed by up to 30% in their ratio, where pieces of a fraction of
@@ -19,6 +19,7 @@ the figure that other tenants disturb least.
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import json
 import os
@@ -172,16 +173,43 @@ def measure_together(
     }
 
 
+def warm_up(call, seconds: float) -> float:
+    """Call once (imports, JIT compilation, open files, page cache), then keep calling for
+    ``seconds`` of CPU time so the process reaches its steady state before the first timed
+    run.
+
+    coffea's calls leave about 8 MB of cyclic garbage each, which only a full collection
+    frees: until the first one (about 5 s of ADL Q5) the heap grows into fresh pages and a
+    call takes 15% longer than after it. The objects alive after the first call (the
+    imported libraries', 200-300 thousand) are frozen, so a full collection scans only what
+    the calls keep (20 ms instead of 100-150 ms at random points of random runs); the
+    collection after the calls leaves the allocator sized for them. Ours' calls trigger no
+    full collection at all. Returns the first call's seconds."""
+    start = time.perf_counter()
+    call()
+    first = time.perf_counter() - start
+    gc.collect()
+    gc.freeze()
+    cpu0 = time.process_time()
+    while time.process_time() - cpu0 < seconds:  # CPU time: the systems warm up together
+        call()
+    gc.collect()
+    return first
+
+
 def main(argv: list[str]) -> int:
+    from analysis_kernels.executor.allocator import keep_freed_memory
     from benchmarks.workloads import build
 
     spec = json.loads(argv[0])
+    # every system with the allocator settings ours' executor runs chunks with: a peer
+    # whose freed memory went back to the kernel paid for fresh pages in some runs and not
+    # in others (coffea's Q6: 150-230 ms a call, 155-170 ms with them)
+    keep_freed_memory()
     call = build(
         spec["system"], spec["analysis"], spec["files"], spec["params"], spec.get("chunk_size")
     )
-    start = time.perf_counter()
-    call()  # warm-up
-    print(READY + str(time.perf_counter() - start), flush=True)
+    print(READY + str(warm_up(call, spec["min_run_s"])), flush=True)
     for line in sys.stdin:
         command, _, seconds = line.partition(" ")
         if command == "run":

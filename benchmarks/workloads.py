@@ -16,7 +16,6 @@ import numpy as np
 from analysis_kernels import baskets, get_analysis, run
 from analysis_kernels.baskets import stored_payloads
 from analysis_kernels.executor import DEFAULT_CHUNK_SIZE
-from analysis_kernels.executor.allocator import keep_freed_memory
 from analysis_kernels.executor.chunks import plan
 from analysis_kernels.schema import open_tree, read_chunk
 
@@ -38,7 +37,6 @@ def io_floor(analysis: str, files: list[str], params: dict, chunk_size: int) -> 
     spec = get_analysis(analysis)
     types = spec.branches_for(spec.params(params))
     chunks, _, _ = plan(files, chunk_size)
-    keep_freed_memory()  # as ours' chunks run
 
     def read():
         for c in chunks:

@@ -4,9 +4,11 @@ a ratio is taken round by round, and two runs are compared ratio by ratio."""
 
 from __future__ import annotations
 
+import gc
 import json
 import statistics
 import time
+import weakref
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from analysis_kernels.executor.chunks import expand_inputs
 from analysis_kernels.generate import DatasetSpec, generate_dataset
 from analysis_kernels.schema import open_tree
 from benchmarks import common, compare, run, throughput
-from benchmarks.pinned import _round, measure_together, one_run
+from benchmarks.pinned import _round, measure_together, one_run, warm_up
 from benchmarks.workloads import STORED, basket_blocks, declared, decompressors
 
 STEADY = [1.0, 1.0, 1.0, 1.0, 1.0]
@@ -65,6 +67,34 @@ def test_each_timed_run_lasts_at_least_the_minimum():
     run = one_run(lambda: (calls.append(1), time.sleep(0.01)), min_run_s=0.05)
     assert run["wall"] * run["calls"] >= 0.05 and run["calls"] == len(calls) >= 2
     assert 0 < run["cpu"] < run["wall"]  # sleeping uses no CPU
+
+
+class _Cycle:
+    def __init__(self):
+        self.me = self  # garbage that only a full collection frees
+
+
+def test_warm_up_calls_for_a_run_and_leaves_no_garbage_behind():
+    """The warm-up runs for a timed run's length of CPU time (the systems warm up side by
+    side on one core), then collects, so a peer whose calls leave
+    cyclic garbage (coffea) starts its first timed run in its steady state."""
+    made = []
+
+    def call():
+        made.append(weakref.ref(_Cycle()))
+        busy = time.process_time()
+        while time.process_time() - busy < 0.01:
+            pass
+
+    start = time.process_time()
+    try:
+        first = warm_up(call, 0.1)
+        assert gc.get_freeze_count() > 0  # what the first call left is out of the scans
+    finally:
+        gc.unfreeze()
+    assert time.process_time() - start >= 0.1 and len(made) >= 5
+    assert 0.01 <= first < 0.1
+    assert [ref() for ref in made] == [None] * len(made)
 
 
 def test_a_round_alternates_short_pieces_until_each_system_has_run_its_minimum():
