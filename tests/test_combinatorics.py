@@ -176,15 +176,29 @@ def _jet_events(counts: list[int], seed: int) -> ak.Array:
 def test_trijet_with_few_jets_and_ties_equals_the_columnar_code(monkeypatch, margin):
     """Events with 0-2 jets are skipped, any count above is searched, and a tie goes to the
     first trijet, fast or redone with numpy's pz and E."""
-    events = _jet_events([0, 1, 2, 3, 4, 5, 7, 2, 0, 9, 3, 4], seed=5)
+    most = C.TABLE_MOST  # up to it from the flat table, above in nested loops
+    events = _jet_events([0, 1, 2, 3, 4, 5, 7, 2, 0, 9, most, most + 1, 3, 4], seed=5)
     kernel = functools.partial(C.trijet_closest_to, margin=margin)
     monkeypatch.setattr(adl, "trijet_closest_to", kernel)
     ours, theirs = adl.q6(events)[0], previous.adl_q6(events)[0]
     for key, h in theirs.items():
         assert np.array_equal(ours[key].values(flow=True), h.values(flow=True)), key
-    assert ours["trijet_btag"].sum(flow=True) == 7
+    assert ours["trijet_btag"].sum(flow=True) == 9
     _, _, btag = kernel(*adl._kinematics(events[-1:], "Jet", ["btag"]), np.float32(172.5))
     assert btag.tolist() == [np.float32(0.35)]
+
+
+@pytest.mark.parametrize("margin", [C.MARGIN, np.float32(np.inf)])
+@pytest.mark.parametrize("count", [3, 10, C.TABLE_MOST, C.TABLE_MOST + 1])
+def test_trijets_all_tied_go_to_the_first(count, margin):
+    """An event of identical jets (but for their b-tags): every trijet ties, and the first,
+    jets 0, 1, 2, is chosen, by the flat loop and by the nested one alike."""
+    offsets = np.array([0, count])
+    jets = [np.full(count, v, np.float32) for v in (60.0, 0.3, 8.0)]  # pt, eta, mass
+    px, py = np.full(count, np.float32(51.0)), np.full(count, np.float32(-31.0))
+    btag = np.arange(count, dtype=np.float32)
+    out = C.trijet_closest_to(offsets, px, py, *jets, btag, np.float32(172.5), margin)
+    assert [a.tolist() for a in out] == [[np.float32(153.0)], [np.float32(-93.0)], [2.0]]
 
 
 COLLECTIONS = {"q5": ["Muon"], "q6": ["Jet"], "q8": ["Muon", "Electron"]}

@@ -45,6 +45,20 @@ MARGIN = F32(2.0**-16)
 # or of numpy's four-vectors is near overflow, so MARGIN holds. One addition a candidate,
 # where a check of each object in _load cost Q5 and Q6 a third more.
 HUGE = F32(2.0**120)
+# The searches' event loops are compiled without numba's reference counting (``_nrt=False``;
+# :func:`_search` allocates what they write). With it, every array an inlined helper took
+# was counted up and down, atomically, once per event: 64% of Q8's search, 15% of Q6's.
+UNCOUNTED = {"cache": True, "error_model": "numpy", "_nrt": False}
+
+
+def _search(kernel, n, dtypes, *args):
+    """Runs a search compiled :data:`UNCOUNTED` over ``n`` events: it writes a row per
+    event it keeps into arrays of ``dtypes``, and the events it is unsure of with their
+    rows; returns those, cut to what it wrote."""
+    out = [np.empty(n, dtype) for dtype in dtypes]
+    unsure, slots = np.empty(n, np.int64), np.empty(n, np.int64)
+    kept, n_unsure = kernel(*args, *out, unsure, slots)
+    return [o[:kept] for o in out], unsure[:n_unsure], slots[:n_unsure]
 
 
 @numba.njit(cache=True, inline="always")
@@ -202,30 +216,32 @@ def _pair_in_window(buf, charge, lo, n, low, high, margin):
 
 def opposite_pair_in_window(offsets, px, py, pt, eta, mass, charge, low, high, margin=MARGIN):
     """Per event, whether some opposite-charge pair has a mass in (low, high)."""
-    out, unsure = _pairs_in_window(offsets, px, py, pt, eta, mass, charge, low, high, margin)
+    (out,), unsure, _ = _search(
+        _pairs_in_window, len(offsets) - 1, [np.bool_],
+        offsets, px, py, pt, eta, mass, charge, low, high, margin, _buffer(offsets),
+    )  # fmt: skip
     if len(unsure):
         exact = numpy_pz_e_of_events(offsets, pt, eta, mass, unsure)
         _pairs_in_window_again(out, unsure, *exact, offsets, px, py, charge, low, high)
     return out
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _pairs_in_window(offsets, px, py, pt, eta, mass, charge, low, high, margin):
+@numba.njit(**UNCOUNTED)
+def _pairs_in_window(offsets, px, py, pt, eta, mass, charge, low, high, margin, buf, out,
+                     unsure, slots):  # fmt: skip
     """:func:`opposite_pair_in_window` with fast pz and E, and the events it is unsure of."""
-    n = len(offsets) - 1
-    out = np.zeros(n, dtype=np.bool_)
-    unsure, n_unsure = np.empty(n, dtype=np.int64), 0
-    buf = _buffer(offsets)
-    for ev in range(n):
+    n_unsure = 0
+    for ev in range(len(offsets) - 1):
         lo, hi = offsets[ev], offsets[ev + 1]
+        out[ev] = False
         if not _both_charges(charge, lo, hi):
             continue
         _load(buf, lo, hi, px, py, pt, eta, mass)
         out[ev], doubt = _pair_in_window(buf, charge, lo, hi - lo, low, high, margin)
         if doubt:
-            unsure[n_unsure] = ev
+            unsure[n_unsure] = slots[n_unsure] = ev
             n_unsure += 1
-    return out, unsure[:n_unsure]
+    return len(offsets) - 1, n_unsure
 
 
 @numba.njit(cache=True)
@@ -238,37 +254,91 @@ def _pairs_in_window_again(out, events, starts, pz, e, offsets, px, py, charge, 
         out[events[k]] = _pair_in_window(buf, charge, lo, hi - lo, low, high, F32(0))[0]
 
 
+TABLE_MOST = 64  # events with more objects than this search their trijets in nested loops
+
+
+@numba.njit(cache=True)
+def _colex_triplets(most):
+    """Every triplet (a, b, c), a < b < c < ``most``, in colex order (by c, then b, then a):
+    the triplets of n objects are its first C(n, 3) rows, and read backwards as
+    (n-1-c, n-1-b, n-1-a) they are ``ak.combinations``' order, (i, j, k) ascending."""
+    rows = np.empty((most * (most - 1) * (most - 2) // 6, 3), dtype=np.uint8)
+    t = 0
+    for c in range(most):
+        for b in range(c):
+            for a in range(b):
+                rows[t, 0], rows[t, 1], rows[t, 2] = a, b, c
+                t += 1
+    return rows
+
+
+TRIPLETS = _colex_triplets(TABLE_MOST)
+
+
+@numba.njit(cache=True, inline="always")
+def _closer(state, m, margin2, target, margin, i, j, k):
+    """One candidate of a search for the one closest to ``target``: ``state`` is (best
+    distance, its margin, the least distance less its margin among the others, the sum of
+    the margins on m^2, the best's rows i, j, k). Branch-free: which candidate wins changes
+    unpredictably, and a mispredicted branch cost more than the selects."""
+    best, best_margin, others, total, bi, bj, bk = state
+    distance, d_margin = _distance(m, margin2, target, margin)
+    better = distance < best
+    others = min(others, best - best_margin if better else distance - d_margin)
+    return (
+        distance if better else best,
+        d_margin if better else best_margin,
+        others,
+        total + margin2,
+        i if better else bi,
+        j if better else bj,
+        k if better else bk,
+    )
+
+
+@numba.njit(cache=True, inline="always")
+def _trijet(buf, i, j, k, margin):
+    """:func:`_system` of rows i, j, k, summed (i + j) + k as the columnar sums are."""
+    return _system(
+        (buf[i, 0] + buf[j, 0]) + buf[k, 0],
+        (buf[i, 1] + buf[j, 1]) + buf[k, 1],
+        (buf[i, 2] + buf[j, 2]) + buf[k, 2],
+        (buf[i, 3] + buf[j, 3]) + buf[k, 3],
+        margin,
+    )
+
+
 @numba.njit(cache=True)
 def _closest_trijet(buf, n, target, margin):
     """Rows (i, j, k) of the trijet of the event's ``n`` jets whose mass is closest to
     ``target`` (the first such), and whether another trijet may be as close with numpy's
     four-vectors (its distance less its margin not above the best's plus its margin) or the
-    margin may not hold (:data:`HUGE`)."""
-    best, best_margin, others, total = INF, F32(0), INF, F32(0)
-    bi, bj, bk = 0, 1, 2
-    for i in range(n):
-        for j in range(i + 1, n):
-            # (i + j) + k, the order of the columnar sums, with i + j kept across k
-            ijx, ijy = buf[i, 0] + buf[j, 0], buf[i, 1] + buf[j, 1]
-            ijz, ije = buf[i, 2] + buf[j, 2], buf[i, 3] + buf[j, 3]
-            for k in range(j + 1, n):
-                m, _, margin2 = _system(
-                    ijx + buf[k, 0], ijy + buf[k, 1], ijz + buf[k, 2], ije + buf[k, 3], margin
-                )
-                total += margin2
-                distance, d_margin = _distance(m, margin2, target, margin)
-                if distance < best:
-                    others = min(others, best - best_margin)
-                    best, best_margin, bi, bj, bk = distance, d_margin, i, j, k
-                else:
-                    others = min(others, distance - d_margin)
-    return bi, bj, bk, not others > best + best_margin or not total < margin * HUGE
+    margin may not hold (:data:`HUGE`). The triplets come from one flat loop over
+    :data:`TRIPLETS`, where nested loops mispredicted the end of each short inner one (Q6's
+    search 2.3 -> 1.5 ms per 100k events)."""
+    state = (INF, F32(0), INF, F32(0), 0, 1, 2)
+    if n <= TABLE_MOST:
+        for t in range(n * (n - 1) * (n - 2) // 6 - 1, -1, -1):
+            i, j, k = n - 1 - TRIPLETS[t, 2], n - 1 - TRIPLETS[t, 1], n - 1 - TRIPLETS[t, 0]
+            m, _, margin2 = _trijet(buf, i, j, k, margin)
+            state = _closer(state, m, margin2, target, margin, i, j, k)
+    else:
+        for i in range(n):
+            for j in range(i + 1, n):
+                for k in range(j + 1, n):
+                    m, _, margin2 = _trijet(buf, i, j, k, margin)
+                    state = _closer(state, m, margin2, target, margin, i, j, k)
+    best, best_margin, others, total, i, j, k = state
+    return i, j, k, not others > best + best_margin or not total < margin * HUGE
 
 
 def trijet_closest_to(offsets, px, py, pt, eta, mass, btag, target, margin=MARGIN):
     """For the events with >= 3 jets, in order: px, py and the largest b-tag of the trijet
     whose mass is closest to ``target``."""
-    *out, unsure, slots = _trijets(offsets, px, py, pt, eta, mass, btag, target, margin)
+    out, unsure, slots = _search(
+        _trijets, len(offsets) - 1, [F32, F32, F32],
+        offsets, px, py, pt, eta, mass, btag, target, margin, _buffer(offsets),
+    )  # fmt: skip
     if len(unsure):
         exact = numpy_pz_e_of_events(offsets, pt, eta, mass, unsure)
         _trijets_again(*out, unsure, slots, *exact, offsets, px, py, btag, target)
@@ -283,16 +353,14 @@ def _write_trijet(out, slot, buf, lo, btag, i, j, k):
     out_btag[slot] = max(max(btag[lo + i], btag[lo + j]), btag[lo + k])
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _trijets(offsets, px, py, pt, eta, mass, btag, target, margin):
+@numba.njit(**UNCOUNTED)
+def _trijets(offsets, px, py, pt, eta, mass, btag, target, margin, buf, out_px, out_py,
+             out_btag, unsure, slots):  # fmt: skip
     """:func:`trijet_closest_to` with fast pz and E, and the events it is unsure of with
     their rows in the output."""
-    n = len(offsets) - 1
-    out = np.empty(n, F32), np.empty(n, F32), np.empty(n, F32)
-    unsure, slots, n_unsure = np.empty(n, np.int64), np.empty(n, np.int64), 0
-    buf = _buffer(offsets)
-    kept = 0
-    for ev in range(n):
+    out = out_px, out_py, out_btag
+    kept = n_unsure = 0
+    for ev in range(len(offsets) - 1):
         lo, hi = offsets[ev], offsets[ev + 1]
         if hi - lo < 3:
             continue
@@ -303,7 +371,7 @@ def _trijets(offsets, px, py, pt, eta, mass, btag, target, margin):
             unsure[n_unsure], slots[n_unsure] = ev, kept
             n_unsure += 1
         kept += 1
-    return out[0][:kept], out[1][:kept], out[2][:kept], unsure[:n_unsure], slots[:n_unsure]
+    return kept, n_unsure
 
 
 @numba.njit(cache=True)
@@ -354,34 +422,22 @@ def isolated_jet_sum(jets, jet_min, muons, electrons, lep_min, cone):
 
 
 @numba.njit(cache=True, inline="always")
-def _z_pair(buf, charge, lo, n, z_mass, margin, state):
+def _z_pair(buf, charge, lo, n, z_mass, margin, state, collection):
     """The search for the opposite-charge pair closest to ``z_mass`` (the first such), gone
-    on over the event's ``n`` objects of one collection: ``state`` is (best, best_margin,
-    others, total) as in :func:`_closest_trijet`; returns it, then rows a, b of the best
-    pair if this collection holds it, else -1, -1."""
-    best, best_margin, others, total = state
-    pair_a = pair_b = -1
+    on over the event's ``n`` objects of one collection: ``state`` is :func:`_closer`'s,
+    with a pair's rows a, b and its ``collection`` as the rows i, j, k."""
     for a in range(n):
         for b in range(a + 1, n):
-            if charge[lo + a] == charge[lo + b]:
-                continue
-            m, _, margin2 = _pair(buf, a, b, margin)
-            total += margin2
-            distance, d_margin = _distance(m, margin2, z_mass, margin)
-            if distance < best:
-                others = min(others, best - best_margin)
-                best, best_margin, pair_a, pair_b = distance, d_margin, a, b
-            else:
-                others = min(others, distance - d_margin)
-    return (best, best_margin, others, total), pair_a, pair_b
+            if charge[lo + a] != charge[lo + b]:
+                m, _, margin2 = _pair(buf, a, b, margin)
+                state = _closer(state, m, margin2, z_mass, margin, a, b, collection)
+    return state
 
 
 @numba.njit(cache=True, inline="always")
-def _z_load(ev, leptons, buf):
-    """Loads an event's objects of one collection if an opposite-charge pair is among them
-    (as :func:`_load`): how many to search, 0 if none."""
-    offsets, px, py, pt, eta, mass, charge, _ = leptons
-    lo, hi = offsets[ev], offsets[ev + 1]
+def _z_load(buf, lo, hi, px, py, pt, eta, mass, charge):
+    """Loads an event's objects lo..hi-1 of one collection if an opposite-charge pair is
+    among them (as :func:`_load`): how many to search, 0 if none."""
     if not _both_charges(charge, lo, hi):
         return 0
     _load(buf, lo, hi, px, py, pt, eta, mass)
@@ -389,10 +445,8 @@ def _z_load(ev, leptons, buf):
 
 
 @numba.njit(cache=True, inline="always")
-def _z_load_given(ev, leptons, buf, pz, e, at):
+def _z_load_given(buf, lo, hi, px, py, charge, pz, e, at):
     """:func:`_z_load` with the pz and E given from ``at`` on."""
-    offsets, px, py, _, _, _, charge, _ = leptons
-    lo, hi = offsets[ev], offsets[ev + 1]
     if not _both_charges(charge, lo, hi):
         return 0
     _load_given(buf, lo, hi, px, py, pz, e, at)
@@ -400,80 +454,46 @@ def _z_load_given(ev, leptons, buf, pz, e, at):
 
 
 @numba.njit(cache=True, inline="always")
-def _z_closest(ev, muons, mu_buf, n_mu, electrons, el_buf, n_el, z_mass, margin):
-    """The pair closest to ``z_mass`` among an event's muon pairs, then electron pairs: its
-    rows in its collection, -1 in the other (-1 in both if no distance is below infinity),
-    and whether it is unsure."""
-    state, mu_a, mu_b = _z_pair(
-        mu_buf, muons[6], muons[0][ev], n_mu, z_mass, margin, (INF, F32(0), INF, F32(0))
+def _z_closest(mu_buf, mu_charge, mu_lo, n_mu, el_buf, el_charge, el_lo, n_el, z_mass, margin):
+    """The pair closest to ``z_mass`` among an event's muon pairs (its ``n_mu`` loaded muons
+    from ``mu_lo`` on), then electron pairs: its rows in its collection, -1 in the other (-1
+    in both if no distance is below infinity), and whether it is unsure."""
+    none = (INF, F32(0), INF, F32(0), -1, -1, -1)
+    state = _z_pair(mu_buf, mu_charge, mu_lo, n_mu, z_mass, margin, none, 0)
+    best, best_margin, others, total, a, b, collection = _z_pair(
+        el_buf, el_charge, el_lo, n_el, z_mass, margin, state, 1
     )
-    (best, best_margin, others, total), el_a, el_b = _z_pair(
-        el_buf, electrons[6], electrons[0][ev], n_el, z_mass, margin, state
-    )
-    if el_a >= 0:
-        mu_a = mu_b = -1
+    mu_a, mu_b = (a, b) if collection == 0 else (-1, -1)
+    el_a, el_b = (a, b) if collection == 1 else (-1, -1)
     unsure = not others > best + best_margin or not total < margin * HUGE
     return mu_a, mu_b, el_a, el_b, unsure
 
 
 @numba.njit(cache=True, inline="always")
-def _first_pair(ev, muons, mu_buf, electrons, el_buf):
+def _first_pair(mu_buf, mu_charge, mu_lo, n_mu, el_buf, el_charge, el_lo):
     """``ak.argmin``'s first candidate, the event's first two leptons (muons, then
-    electrons), as :func:`_z_closest`'s rows, and whether it stays the chosen one: a
-    same-flavour opposite-charge pair of NaN mass (any other pair's distance is infinite)."""
-    mu_lo, el_lo = muons[0][ev], electrons[0][ev]
-    n_mu = muons[0][ev + 1] - mu_lo
+    electrons; ``n_mu`` muons in the event), as :func:`_z_closest`'s rows, and whether it
+    stays the chosen one: a same-flavour opposite-charge pair of NaN mass (any other pair's
+    distance is infinite)."""
     if n_mu == 1:
         return 0, -1, 0, -1, False
     if n_mu > 1:
-        nan = muons[6][mu_lo] != muons[6][mu_lo + 1] and _nan_mass(mu_buf, 2)
+        nan = mu_charge[mu_lo] != mu_charge[mu_lo + 1] and _nan_mass(mu_buf, 2)
         return 0, 1, -1, -1, nan
-    nan = electrons[6][el_lo] != electrons[6][el_lo + 1] and _nan_mass(el_buf, 2)
+    nan = el_charge[el_lo] != el_charge[el_lo + 1] and _nan_mass(el_buf, 2)
     return -1, -1, 0, 1, nan
 
 
-@numba.njit(cache=True)
-def _z_pairs_again(events, slots, out_pt, out_phi, muons, mu_exact, electrons, el_exact, z_mass):
-    """The pair ``ak.argmin`` picks in each of ``events``, with the pz and E given (packed,
-    per collection): the first two leptons unless a same-flavour opposite-charge pair is
-    strictly closer (a NaN distance is not; a NaN first stays); then the leading lepton
-    outside it, at the event's row of the output."""
-    (mu_starts, mu_pz, mu_e), (el_starts, el_pz, el_e) = mu_exact, el_exact
-    mu_buf, el_buf = _buffer(mu_starts), _buffer(el_starts)
-    for k in range(len(events)):
-        ev = events[k]
-        n_mu = _z_load_given(ev, muons, mu_buf, mu_pz, mu_e, mu_starts[k])
-        n_el = _z_load_given(ev, electrons, el_buf, el_pz, el_e, el_starts[k])
-        first_mu_a, first_mu_b, first_el_a, first_el_b, stays = _first_pair(
-            ev, muons, mu_buf, electrons, el_buf
-        )
-        mu_a, mu_b, el_a, el_b, _ = _z_closest(
-            ev, muons, mu_buf, n_mu, electrons, el_buf, n_el, z_mass, F32(0)
-        )
-        if stays or (mu_a < 0 and el_a < 0):
-            mu_a, mu_b, el_a, el_b = first_mu_a, first_mu_b, first_el_a, first_el_b
-        _lead(ev, slots[k], out_pt, out_phi, muons, mu_a, mu_b, electrons, el_a, el_b)
-
-
 @numba.njit(cache=True, inline="always")
-def _leading(ev, leptons, skip_a, skip_b, lead):
-    """``lead`` (whether any, pT, phi) gone on over an event's objects of the collection
-    but rows skip_a and skip_b, as ``ak.argmax`` over the muons, then the electrons: the
-    first, then only a strictly higher pT (a NaN first stays)."""
-    offsets, pt, phi = leptons[0], leptons[3], leptons[7]
+def _leading(lo, hi, pt, phi, skip_a, skip_b, lead):
+    """``lead`` (whether any, pT, phi) gone on over an event's objects lo..hi-1 of one
+    collection but rows skip_a and skip_b, as ``ak.argmax`` over the muons, then the
+    electrons: the first, then only a strictly higher pT (a NaN first stays)."""
     found, best_pt, best_phi = lead
-    lo = offsets[ev]
-    for k in range(offsets[ev + 1] - lo):
+    for k in range(hi - lo):
         if k != skip_a and k != skip_b and (not found or pt[lo + k] > best_pt):
             found, best_pt, best_phi = True, pt[lo + k], phi[lo + k]
     return found, best_pt, best_phi
-
-
-@numba.njit(cache=True, inline="always")
-def _lead(ev, slot, out_pt, out_phi, muons, mu_a, mu_b, electrons, el_a, el_b):
-    """The leading lepton outside the pair (its rows in its collection, -1 in the other)."""
-    lead = _leading(ev, muons, mu_a, mu_b, (False, F32(0), F32(0)))
-    _, out_pt[slot], out_phi[slot] = _leading(ev, electrons, el_a, el_b, lead)
 
 
 def lead_outside_z_pair(muons, electrons, z_mass, margin=MARGIN):
@@ -483,7 +503,10 @@ def lead_outside_z_pair(muons, electrons, z_mass, margin=MARGIN):
     Each collection is (offsets, px, py, pt, eta, mass, charge, phi); the leptons are the
     muons, then the electrons, so a muon wins ties.
     """
-    events, out_pt, out_phi, unsure, slots = _z_pairs(muons, electrons, z_mass, margin)
+    (events, out_pt, out_phi), unsure, slots = _search(
+        _z_pairs, len(muons[0]) - 1, [np.int64, F32, F32],
+        muons, electrons, z_mass, margin, _buffer(muons[0]), _buffer(electrons[0]),
+    )  # fmt: skip
     if len(unsure):
         mu_exact, el_exact = (
             numpy_pz_e_of_events(offsets, pt, eta, mass, unsure)
@@ -493,30 +516,57 @@ def lead_outside_z_pair(muons, electrons, z_mass, margin=MARGIN):
     return events, out_pt, out_phi
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _z_pairs(muons, electrons, z_mass, margin):
+@numba.njit(**UNCOUNTED)
+def _z_pairs(muons, electrons, z_mass, margin, mu_buf, el_buf, events, out_pt, out_phi,
+             unsure, slots):  # fmt: skip
     """:func:`lead_outside_z_pair` with fast pz and E, and the events it is unsure of with
     their rows in the output."""
-    mu_offsets, el_offsets = muons[0], electrons[0]
-    n = len(mu_offsets) - 1
-    events, out_pt, out_phi = np.empty(n, np.int64), np.empty(n, F32), np.empty(n, F32)
-    unsure, slots, n_unsure = np.empty(n, np.int64), np.empty(n, np.int64), 0
-    mu_buf, el_buf = _buffer(mu_offsets), _buffer(el_offsets)
-    kept = 0
-    for ev in range(n):
-        count = mu_offsets[ev + 1] - mu_offsets[ev] + el_offsets[ev + 1] - el_offsets[ev]
-        if count < 3:
+    mu_off, mu_px, mu_py, mu_pt, mu_eta, mu_mass, mu_q, mu_phi = muons
+    el_off, el_px, el_py, el_pt, el_eta, el_mass, el_q, el_phi = electrons
+    kept = n_unsure = 0
+    for ev in range(len(mu_off) - 1):
+        mu_lo, mu_hi, el_lo, el_hi = mu_off[ev], mu_off[ev + 1], el_off[ev], el_off[ev + 1]
+        if mu_hi - mu_lo + el_hi - el_lo < 3:
             continue
-        n_mu, n_el = _z_load(ev, muons, mu_buf), _z_load(ev, electrons, el_buf)
+        n_mu = _z_load(mu_buf, mu_lo, mu_hi, mu_px, mu_py, mu_pt, mu_eta, mu_mass, mu_q)
+        n_el = _z_load(el_buf, el_lo, el_hi, el_px, el_py, el_pt, el_eta, el_mass, el_q)
         if n_mu == 0 and n_el == 0:
             continue
         mu_a, mu_b, el_a, el_b, doubt = _z_closest(
-            ev, muons, mu_buf, n_mu, electrons, el_buf, n_el, z_mass, margin
+            mu_buf, mu_q, mu_lo, n_mu, el_buf, el_q, el_lo, n_el, z_mass, margin
         )
         events[kept] = ev
-        _lead(ev, kept, out_pt, out_phi, muons, mu_a, mu_b, electrons, el_a, el_b)
+        lead = _leading(mu_lo, mu_hi, mu_pt, mu_phi, mu_a, mu_b, (False, F32(0), F32(0)))
+        _, out_pt[kept], out_phi[kept] = _leading(el_lo, el_hi, el_pt, el_phi, el_a, el_b, lead)
         if doubt:
             unsure[n_unsure], slots[n_unsure] = ev, kept
             n_unsure += 1
         kept += 1
-    return events[:kept], out_pt[:kept], out_phi[:kept], unsure[:n_unsure], slots[:n_unsure]
+    return kept, n_unsure
+
+
+@numba.njit(cache=True)
+def _z_pairs_again(events, slots, out_pt, out_phi, muons, mu_exact, electrons, el_exact, z_mass):
+    """The pair ``ak.argmin`` picks in each of ``events``, with the pz and E given (packed,
+    per collection): the first two leptons unless a same-flavour opposite-charge pair is
+    strictly closer (a NaN distance is not; a NaN first stays); then the leading lepton
+    outside it, at the event's row of the output."""
+    mu_off, mu_px, mu_py, mu_pt, _, _, mu_q, mu_phi = muons
+    el_off, el_px, el_py, el_pt, _, _, el_q, el_phi = electrons
+    (mu_starts, mu_pz, mu_e), (el_starts, el_pz, el_e) = mu_exact, el_exact
+    mu_buf, el_buf = _buffer(mu_starts), _buffer(el_starts)
+    for k in range(len(events)):
+        ev = events[k]
+        mu_lo, mu_hi, el_lo, el_hi = mu_off[ev], mu_off[ev + 1], el_off[ev], el_off[ev + 1]
+        n_mu = _z_load_given(mu_buf, mu_lo, mu_hi, mu_px, mu_py, mu_q, mu_pz, mu_e, mu_starts[k])
+        n_el = _z_load_given(el_buf, el_lo, el_hi, el_px, el_py, el_q, el_pz, el_e, el_starts[k])
+        first = _first_pair(mu_buf, mu_q, mu_lo, mu_hi - mu_lo, el_buf, el_q, el_lo)
+        mu_a, mu_b, el_a, el_b, _ = _z_closest(
+            mu_buf, mu_q, mu_lo, n_mu, el_buf, el_q, el_lo, n_el, z_mass, F32(0)
+        )
+        if first[4] or (mu_a < 0 and el_a < 0):
+            mu_a, mu_b, el_a, el_b = first[:4]
+        lead = _leading(mu_lo, mu_hi, mu_pt, mu_phi, mu_a, mu_b, (False, F32(0), F32(0)))
+        _, out_pt[slots[k]], out_phi[slots[k]] = _leading(
+            el_lo, el_hi, el_pt, el_phi, el_a, el_b, lead
+        )
