@@ -4,9 +4,9 @@ Figures taken in one long-lived process drift with what ran before (caches, JIT 
 allocator); a fresh process per system and a core of its own make rows comparable. The
 parent (:func:`measure_together`) starts one process per system under ``taskset``, all on
 the same core; each warms up (:func:`warm_up`: a first call, then calls for as long as a
-run) and then waits. A round gives every system one run of at least ``min_run_s`` seconds, made of
-``slices`` pieces that alternate between the systems (as many calls as fit in each piece,
-at least one): this VM's speed wanders on a scale of seconds, so runs taken back to back
+run) and then waits. A round gives every system one run of at least ``min_run_s`` seconds,
+made of ``slices`` pieces that alternate between the systems (as many calls as fit in each
+piece, at least one): this VM's speed wanders on a scale of seconds, so runs taken back to back
 as whole blocks of 3 s differed by up to 30% in their ratio, where pieces of a fraction of
 a second see the same machine. Each run reports the wall and the CPU time per call; a
 system's runs are kept in round order (``all_s``), so run ``i`` of every system of one call

@@ -76,8 +76,8 @@ class _Cycle:
 
 def test_warm_up_calls_for_a_run_and_leaves_no_garbage_behind():
     """The warm-up runs for a timed run's length of CPU time (the systems warm up side by
-    side on one core), then collects, so a peer whose calls leave
-    cyclic garbage (coffea) starts its first timed run in its steady state."""
+    side on one core), then collects, so a peer whose calls leave cyclic garbage (coffea)
+    starts its first timed run in its steady state."""
     made = []
 
     def call():

@@ -496,6 +496,15 @@ def _leading(lo, hi, pt, phi, skip_a, skip_b, lead):
     return found, best_pt, best_phi
 
 
+@numba.njit(cache=True, inline="always")
+def _lead(mu_lo, mu_hi, mu_pt, mu_phi, mu_a, mu_b, el_lo, el_hi, el_pt, el_phi, el_a, el_b):
+    """pT and phi of the leading lepton outside the pair (its rows in its collection, -1 in
+    the other)."""
+    lead = _leading(mu_lo, mu_hi, mu_pt, mu_phi, mu_a, mu_b, (False, F32(0), F32(0)))
+    _, pt, phi = _leading(el_lo, el_hi, el_pt, el_phi, el_a, el_b, lead)
+    return pt, phi
+
+
 def lead_outside_z_pair(muons, electrons, z_mass, margin=MARGIN):
     """Events with >= 3 leptons and a same-flavour opposite-charge pair: the pT and phi of
     the highest-pT lepton outside the pair closest to ``z_mass``, with the event's index.
@@ -536,8 +545,9 @@ def _z_pairs(muons, electrons, z_mass, margin, mu_buf, el_buf, events, out_pt, o
             mu_buf, mu_q, mu_lo, n_mu, el_buf, el_q, el_lo, n_el, z_mass, margin
         )
         events[kept] = ev
-        lead = _leading(mu_lo, mu_hi, mu_pt, mu_phi, mu_a, mu_b, (False, F32(0), F32(0)))
-        _, out_pt[kept], out_phi[kept] = _leading(el_lo, el_hi, el_pt, el_phi, el_a, el_b, lead)
+        out_pt[kept], out_phi[kept] = _lead(
+            mu_lo, mu_hi, mu_pt, mu_phi, mu_a, mu_b, el_lo, el_hi, el_pt, el_phi, el_a, el_b
+        )
         if doubt:
             unsure[n_unsure], slots[n_unsure] = ev, kept
             n_unsure += 1
@@ -566,7 +576,6 @@ def _z_pairs_again(events, slots, out_pt, out_phi, muons, mu_exact, electrons, e
         )
         if first[4] or (mu_a < 0 and el_a < 0):
             mu_a, mu_b, el_a, el_b = first[:4]
-        lead = _leading(mu_lo, mu_hi, mu_pt, mu_phi, mu_a, mu_b, (False, F32(0), F32(0)))
-        _, out_pt[slots[k]], out_phi[slots[k]] = _leading(
-            el_lo, el_hi, el_pt, el_phi, el_a, el_b, lead
+        out_pt[slots[k]], out_phi[slots[k]] = _lead(
+            mu_lo, mu_hi, mu_pt, mu_phi, mu_a, mu_b, el_lo, el_hi, el_pt, el_phi, el_a, el_b
         )
