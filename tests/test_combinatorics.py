@@ -189,16 +189,34 @@ def test_trijet_with_few_jets_and_ties_equals_the_columnar_code(monkeypatch, mar
 
 
 @pytest.mark.parametrize("margin", [C.MARGIN, np.float32(np.inf)])
-@pytest.mark.parametrize("count", [3, 10, C.TABLE_MOST, C.TABLE_MOST + 1])
+@pytest.mark.parametrize("count", [3, 4, C.SIDE_BY_SIDE, 10, C.TABLE_MOST, C.TABLE_MOST + 1])
 def test_trijets_all_tied_go_to_the_first(count, margin):
-    """An event of identical jets (but for their b-tags): every trijet ties, and the first,
-    jets 0, 1, 2, is chosen, by the flat loop and by the nested one alike."""
+    """An event of identical jets (but for their b-tags): every trijet ties, which leaves
+    the fast search unsure (side by side or not), and the first, jets 0, 1, 2, is chosen by
+    the second pass, from the flat loop and from the nested one alike."""
     offsets = np.array([0, count])
     jets = [np.full(count, v, np.float32) for v in (60.0, 0.3, 8.0)]  # pt, eta, mass
     px, py = np.full(count, np.float32(51.0)), np.full(count, np.float32(-31.0))
     btag = np.arange(count, dtype=np.float32)
     out = C.trijet_closest_to(offsets, px, py, *jets, btag, np.float32(172.5), margin)
     assert [a.tolist() for a in out] == [[np.float32(153.0)], [np.float32(-93.0)], [2.0]]
+
+
+@pytest.mark.parametrize("margin", [C.MARGIN, np.float32(np.inf)])
+def test_trijets_of_many_events_of_each_count_equal_the_columnar_code(monkeypatch, margin):
+    """Events searched side by side, by jet count, in several tiles each (full and partial),
+    among events searched one at a time: each trijet lands in its event's row."""
+    counts = np.random.default_rng(11).integers(
+        0, C.SIDE_BY_SIDE + 4, (C.SIDE_BY_SIDE + 4) * 2 * C.TILE
+    )
+    events = _jet_events(counts.tolist(), seed=12)
+    _, filled = _columnar(monkeypatch, "q6", events)
+    px, py, btag = C.trijet_closest_to(
+        *adl._kinematics(events, "Jet", ["btag"]), np.float32(172.5), margin
+    )
+    assert np.bincount(counts)[4 : C.SIDE_BY_SIDE + 1].min() > C.TILE
+    np.testing.assert_array_equal(np.hypot(px, py), filled["trijet_pt"])
+    np.testing.assert_array_equal(btag, filled["btag"])
 
 
 COLLECTIONS = {"q5": ["Muon"], "q6": ["Jet"], "q8": ["Muon", "Electron"]}
