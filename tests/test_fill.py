@@ -244,6 +244,8 @@ VARIABLE = [
     hist.axis.Variable([-1.5, -0.3, 0.0, 0.2, 2.0], underflow=False),
     hist.axis.Variable([-1.5, -0.3, 0.0, 0.2, 2.0], overflow=False),
     hist.axis.Variable([0.1, 0.7, 1.3], underflow=False, overflow=False),
+    hist.axis.Variable(np.geomspace(1, 1000, 70)),  # bisected, not counted
+    hist.axis.Variable(np.geomspace(1, 1000, 70), underflow=False, overflow=False),
 ]
 
 
@@ -251,6 +253,17 @@ VARIABLE = [
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_variable_axis_edges_and_flow(axis, dtype):
     values = edge_values(axis, dtype)
+    same(fill(hist.Hist(axis), values), hist.Hist(axis).fill(values))
+
+
+@pytest.mark.parametrize("axis", VARIABLE, ids=repr)
+def test_variable_axis_over_blocks_of_values(axis):
+    """More values than a block, edges among them, NaN and infinities spread through."""
+    lo, hi = axis.edges[0], axis.edges[-1]
+    values = RNG.uniform(lo - (hi - lo) / 4, hi + (hi - lo) / 4, 5000).astype(np.float32)
+    values[::97] = np.float32(hi)
+    values[::89] = np.float32(lo)
+    values[::101], values[::103], values[::107] = np.nan, np.inf, -np.inf
     same(fill(hist.Hist(axis), values), hist.Hist(axis).fill(values))
 
 
