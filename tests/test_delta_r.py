@@ -8,7 +8,8 @@ import numba
 import numpy as np
 import pytest
 
-from analysis_kernels.kernels.delta_r import closer_than, farther_than
+from analysis_kernels import kinematics
+from analysis_kernels.kernels.delta_r import closer_than, delta_phi, farther_than
 from analysis_kernels.kinematics import delta_r
 
 F32 = np.float32
@@ -32,6 +33,40 @@ def _check(eta1, phi1, eta2, phi2, cone):
     np.testing.assert_array_equal(closer, columnar < F32(cone))
     np.testing.assert_array_equal(farther, columnar > F32(cone))
     return columnar
+
+
+@numba.njit(cache=True)
+def _delta_phis(phi1, phi2):
+    out = np.empty(len(phi1), dtype=np.float32)
+    for i in range(len(phi1)):
+        out[i] = delta_phi(phi1[i], phi2[i])
+    return out
+
+
+def test_delta_phi_is_the_columnar_one_bit_for_bit():
+    """Random angles, angles whose shifted difference lies a few ulps around 0, +-2 pi and
+    4 pi (where the wrap changes), angles far outside [-pi, pi), NaN and infinities."""
+    rng = np.random.default_rng(4)
+    phi2 = rng.uniform(-np.pi, np.pi, 100_000).astype(F32)
+    phi1 = rng.uniform(-np.pi, np.pi, 100_000).astype(F32)
+    two_pi = F32(2 * np.pi)
+    for k, shift in enumerate([F32(0), two_pi, -two_pi, 2 * two_pi]):
+        near = (shift - F32(np.pi) + phi2[k::8]).astype(F32)  # phi1 - phi2 + pi = shift
+        steps = rng.integers(-3, 4, len(near))
+        for _ in range(3):
+            toward = np.where(steps > 0, F32(np.inf), F32(-np.inf))
+            near = np.where(steps != 0, np.nextafter(near, toward), near)
+            steps = steps - np.sign(steps)
+        phi1[k::8] = near
+    phi1[4::8] = np.nextafter(phi1[4::8] + F32(np.pi), F32(0))  # just inside
+    phi1[5::16] = rng.uniform(-40, 40, len(phi1[5::16]))
+    phi1[7::97], phi1[6::89], phi2[3::83] = np.nan, np.inf, -np.inf
+    pi = F32(np.pi)  # the shifted difference on 0, 2 pi and 4 pi exactly:
+    phi1[:6], phi2[:6] = [-pi, pi, pi, 3 * pi, -pi, pi], [0, 0, -pi, 0, pi, -pi]
+    with np.errstate(invalid="ignore"):
+        columnar = kinematics.delta_phi(phi1, phi2)
+    assert columnar.dtype == F32
+    np.testing.assert_array_equal(_delta_phis(phi1, phi2), columnar)
 
 
 @pytest.mark.parametrize("cone", [0.1, 0.3, 0.4])
