@@ -176,6 +176,22 @@ def _pairs_again(masses, slot, tag, probe, px, py, pz_t, e_t, pz_p, e_p, cuts, i
 
 
 @numba.njit(cache=True)
+def _events_with(offsets, flags):
+    """The events with a flagged object, in order (branch-free). :func:`chamber_probes`
+    goes through these alone (4 events in 10 on the benchmark data), where it went through
+    every event's extrapolations, looking up each one's muon."""
+    events = np.empty(len(offsets) - 1, dtype=np.int64)
+    n = 0
+    for ev in range(len(offsets) - 1):
+        flagged = False
+        for k in range(offsets[ev], offsets[ev + 1]):
+            flagged |= flags[k]
+        events[n] = ev
+        n += flagged
+    return events[:n]
+
+
+@numba.njit(cache=True)
 def chamber_probes(
     ext_offsets, ext_muon, ext_wheel, ext_sector, ext_station, ext_x, ext_edge_x, ext_edge_y,
     seg_offsets, seg_wheel, seg_sector, seg_station, seg_x,
@@ -200,7 +216,7 @@ def chamber_probes(
     eta = np.empty(n, dtype=mu_eta.dtype)
     event = np.empty(n, dtype=np.int64)
     count = 0
-    for ev in range(len(ext_offsets) - 1):
+    for ev in _events_with(mu_offsets, is_probe):
         e0, e1 = ext_offsets[ev], ext_offsets[ev + 1]
         s0, s1 = seg_offsets[ev], seg_offsets[ev + 1]
         m0, n_mu = mu_offsets[ev], mu_offsets[ev + 1] - mu_offsets[ev]
