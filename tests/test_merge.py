@@ -11,6 +11,7 @@ import hist
 import numpy as np
 import pytest
 
+from analysis_kernels.analyses import dt_tnp
 from analysis_kernels.analyses.adl import AXES, _h
 from analysis_kernels.analyses.base import clone, merge
 
@@ -160,3 +161,27 @@ def test_adl_histograms_are_new_empty_hists(name):
     made.fill([0.0, 1e9])
     made.axes[0].label = "changed"
     same_histogram(_h(name), expected)
+
+
+def test_dt_histograms_are_new_empty_hists(monkeypatch):
+    """Copies of histograms made once, untouched by filling the last ones; the mass one on
+    the mass axis of the moment."""
+    made = dt_tnp._histograms()
+    expected = dt_tnp._efficiency_histograms() | {"mass": hist.Hist(dt_tnp.MASS_AXIS)}
+    entries = {
+        "chamber": ("all", [0], [1], [1], [True]),
+        "pt": ("all", [30.0], [1], [True]),
+        "eta": ("all", [0.5], [1], [True]),
+        "mass": ([91.0],),
+    }
+    assert made.keys() == expected.keys() == entries.keys()
+    for name, h in made.items():
+        same_histogram(h, expected[name])
+        assert h.values(flow=True).sum() == 0
+        h.fill(*entries[name])
+        assert h.values(flow=True).sum() == 1
+        h.axes[-1].label = "changed"
+    for name, h in dt_tnp._histograms().items():
+        same_histogram(h, expected[name])
+    monkeypatch.setattr(dt_tnp, "MASS_AXIS", hist.axis.Regular(4, 0, 200, name="mass"))
+    assert dt_tnp._histograms()["mass"].axes[0] == dt_tnp.MASS_AXIS

@@ -27,6 +27,7 @@ from analysis_kernels.analyses.base import (
     Analysis,
     ChunkResult,
     Output,
+    clone,
     column,
     columns,
     records,
@@ -116,7 +117,7 @@ def probes(ev: ak.Array) -> tuple[dict[str, np.ndarray], np.ndarray]:
     return dict(zip(CHAMBER_FIELDS, chambers, strict=True)), mass
 
 
-def _histograms() -> Output:
+def _efficiency_histograms() -> Output:
     sel = hist.axis.StrCategory(SELECTIONS, name="selection")
     station = hist.axis.Integer(1, 5, name="station", underflow=False, overflow=False)
     passed = hist.axis.Boolean(name="passed")
@@ -137,8 +138,16 @@ def _histograms() -> Output:
             station,
             passed,
         ),
-        "mass": hist.Hist(MASS_AXIS),
     }
+
+
+_EMPTY = _efficiency_histograms()
+
+
+def _histograms() -> Output:
+    """New empty histograms: copies of the efficiency ones made once (making them took 0.2
+    ms a chunk, copying 0.03), and the mass one on :data:`MASS_AXIS` as it is now."""
+    return {name: clone(h) for name, h in _EMPTY.items()} | {"mass": hist.Hist(MASS_AXIS)}
 
 
 def process(events: ak.Array) -> ChunkResult:
