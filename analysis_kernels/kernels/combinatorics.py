@@ -20,11 +20,14 @@ at a fraction of its cost:
   never closest, but kept by ``ak.argmin`` as its first candidate.
 
 Each event's px, py, pz, E are loaded into a small (objects, 4) buffer, which the loops read
-faster than four flat arrays. Two collections (muons, then electrons) are searched as one
-list per event, as ``ak.concatenate`` made them.
+faster than four flat arrays; Q6's events of 4 to 8 jets are searched side by side instead,
+many events of one jet count in one vectorised loop (:func:`_tile_search`). Two collections
+(muons, then electrons) are searched as one list per event, as ``ak.concatenate`` made them.
 """
 
 from __future__ import annotations
+
+import math
 
 import numba
 import numpy as np
@@ -76,6 +79,46 @@ def _fast(pt, eta, mass):
     half = F32(0.5) * pt
     c = half * (ex + inv)
     return half * (ex - inv), np.sqrt(c * c + mass * mass)
+
+
+# exp(x) for |x| <= EXP_MOST as exp(x / 1024) ** 1024: a degree-9 Taylor polynomial (its
+# remainder below 2^-56 for |x| / 1024 <= 0.086) and ten squarings, in float64, each doubling
+# the relative error (2^-52 or so from the polynomial's roundings) and adding one rounding:
+# within 2^-40 of exact, against float32's 2^-24. No call and no branch, so a loop over
+# objects vectorises. Beyond EXP_MOST (float32's exp overflows near 88.7) and for NaN: NaN.
+EXP_MOST = 88.0
+_TAYLOR = tuple(1.0 / math.factorial(k) for k in range(9, -1, -1))
+
+
+@numba.njit(cache=True, inline="always")
+def _exp64(x):
+    y = x * (1.0 / 1024.0)
+    p = _TAYLOR[0]
+    for c in _TAYLOR[1:]:
+        p = p * y + c
+    for _ in range(10):
+        p = p * p
+    return p if abs(x) <= EXP_MOST else np.nan
+
+
+@numba.njit(cache=True, error_model="numpy")
+def pz_e(pt, eta, mass):
+    """pz and E (float32) of every object of one ``mass``, computed in float64 from
+    :func:`_exp64`: each within 2^-24 (half a float32 ulp) of E of exact plus 2^-39, where
+    :func:`_fast` is within 2^-21, so :data:`MARGIN` holds for them; NaN where |eta| >
+    :data:`EXP_MOST`, which leaves a search unsure. At 1.1 ns an object, vectorised, against
+    2.2 for :func:`_fast`, it pays where most objects are needed (DT's muons)."""
+    pz = np.empty(len(pt), dtype=np.float32)
+    e = np.empty(len(pt), dtype=np.float32)
+    m2 = np.float64(mass) * np.float64(mass)
+    for k in range(len(pt)):
+        ex = _exp64(np.float64(eta[k]))
+        inv = 1.0 / ex
+        half = 0.5 * np.float64(pt[k])
+        c = half * (ex + inv)
+        pz[k] = np.float32(half * (ex - inv))
+        e[k] = np.float32(np.sqrt(c * c + m2))
+    return pz, e
 
 
 def numpy_pz_e(pt, eta, mass, index) -> tuple[np.ndarray, np.ndarray]:
@@ -426,7 +469,9 @@ def _trijets(offsets, px, py, pt, eta, mass, btag, target, margin, out_px, out_p
              out_btag, unsure, slots):  # fmt: skip
     """:func:`trijet_closest_to` with fast pz and E, and the events it is unsure of with
     their rows in the output: an event's only trijet, the searches side by side, then one
-    event at a time (more than :data:`SIDE_BY_SIDE` jets)."""
+    event at a time (more than :data:`SIDE_BY_SIDE` jets). The rows are written here, from
+    the arrays themselves: an inlined helper given them would count each up and down per
+    event (this function allocates, so it is not :data:`UNCOUNTED`)."""
     order, rows, starts, kept = _by_count(offsets)
     for q in range(starts[3], starts[4]):
         lo, row = offsets[order[q]], rows[q]
