@@ -667,6 +667,7 @@ def lead_outside_z_pair(muons, electrons, z_mass, margin=MARGIN):
     (events, out_pt, out_phi), unsure, slots = _search(
         _z_pairs, len(muons[0]) - 1, [np.int64, F32, F32],
         muons, electrons, z_mass, margin, _buffer(muons[0]), _buffer(electrons[0]),
+        np.empty(len(muons[0]) - 1, dtype=np.int64),
     )  # fmt: skip
     if len(unsure):
         mu_exact, el_exact = (
@@ -678,17 +679,20 @@ def lead_outside_z_pair(muons, electrons, z_mass, margin=MARGIN):
 
 
 @numba.njit(**UNCOUNTED)
-def _z_pairs(muons, electrons, z_mass, margin, mu_buf, el_buf, events, out_pt, out_phi,
-             unsure, slots):  # fmt: skip
+def _z_pairs(muons, electrons, z_mass, margin, mu_buf, el_buf, three, events, out_pt,
+             out_phi, unsure, slots):  # fmt: skip
     """:func:`lead_outside_z_pair` with fast pz and E, and the events it is unsure of with
-    their rows in the output."""
+    their rows in the output. The events with three leptons are listed first, branch-free,
+    into ``three``, as in :func:`_pairs_in_window`."""
     mu_off, mu_px, mu_py, mu_pt, mu_eta, mu_mass, mu_q, mu_phi = muons
     el_off, el_px, el_py, el_pt, el_eta, el_mass, el_q, el_phi = electrons
-    kept = n_unsure = 0
+    n_three = 0
     for ev in range(len(mu_off) - 1):
+        three[n_three] = ev
+        n_three += mu_off[ev + 1] - mu_off[ev] + el_off[ev + 1] - el_off[ev] >= 3
+    kept = n_unsure = 0
+    for ev in three[:n_three]:
         mu_lo, mu_hi, el_lo, el_hi = mu_off[ev], mu_off[ev + 1], el_off[ev], el_off[ev + 1]
-        if mu_hi - mu_lo + el_hi - el_lo < 3:
-            continue
         n_mu = _z_load(mu_buf, mu_lo, mu_hi, mu_px, mu_py, mu_pt, mu_eta, mu_mass, mu_q)
         n_el = _z_load(el_buf, el_lo, el_hi, el_px, el_py, el_pt, el_eta, el_mass, el_q)
         if n_mu == 0 and n_el == 0:
