@@ -91,19 +91,22 @@ def _pairwise_sum(values, n):
     return total
 
 
-@numba.njit(cache=True)
-def _weight(kind, sign, index, e, lep0, lep1, gen, pu, pu_up, pu_down, lhe, btag_factor):
+@numba.njit(cache=True, inline="always")
+def _weight(kind, sign, lep0, lep1, gen, pu, pu_up, pu_down, lhe, btag_factor):
     """Event weight under one variation (stop_2l.weight, one event), given ``1 + 5 / pT`` of
-    each lepton and the product of the b-tagging scale factors of its tagged jets."""
-    p = pu[e]
+    each lepton, the event's generator, pileup (nominal, up, down) and LHE weight (the
+    variation's; unused for other kinds) and the product of the b-tagging scale factors of its
+    tagged jets. Scalars, not the arrays: a helper given arrays counts each up and down,
+    atomically, at every call (per event and variation here)."""
+    p = pu
     if kind == 0:
-        p = pu_up[e] if sign == 1 else pu_down[e]
+        p = pu_up if sign == 1 else pu_down
     s = sign if kind == 2 else 0
     sf0 = 0.98 + s * 0.01 * lep0
     sf1 = 0.98 + s * 0.01 * lep1
-    w = gen[e] * p * (sf0 * sf1)
+    w = gen * p * (sf0 * sf1)
     if kind == 1:
-        w = w * lhe[e, index]
+        w = w * lhe
     return w * btag_factor
 
 
@@ -278,8 +281,8 @@ def variations_pass(
 
         for v in weight_vars:
             w = _weight(
-                kind[v], sign[v], index[v], e, lep0, lep1, gen, pu, pu_up, pu_down, lhe,
-                btag_power[v, n_tagged],
+                kind[v], sign[v], lep0, lep1, gen[e], pu[e], pu_up[e], pu_down[e],
+                lhe[e, index[v]] if kind[v] == 1 else 1.0, btag_power[v, n_tagged],
             )  # fmt: skip
             for r in range(3):
                 if nominal_regions[e, r]:
@@ -416,8 +419,8 @@ def variations_pass(
             if not (four_body or candidate):
                 continue
             w = _weight(
-                k, sign[v], index[v], e, lep0, lep1, gen, pu, pu_up, pu_down, lhe,
-                btag_power[v, n_tag],
+                k, sign[v], lep0, lep1, gen[e], pu[e], pu_up[e], pu_down[e],
+                lhe[e, index[v]] if k == 1 else 1.0, btag_power[v, n_tag],
             )  # fmt: skip
             if four_body:
                 r = 0 if pt1 < 10 else 1
