@@ -347,6 +347,15 @@ def _closer(state, m, margin2, target, margin, i, j, k):
 
 
 @numba.njit(cache=True, inline="always")
+def _unsure(best, best_margin, others, total, margin):
+    """Whether a search by :func:`_closer` may choose otherwise with numpy's four-vectors:
+    another candidate's distance less its margin is not above the best's plus its margin,
+    or the margin may not hold (the margins' sum not below ``margin`` times :data:`HUGE`,
+    NaN included)."""
+    return not others > best + best_margin or not total < margin * HUGE
+
+
+@numba.njit(cache=True, inline="always")
 def _trijet(buf, i, j, k, margin):
     """:func:`_system` of rows i, j, k, summed (i + j) + k as the columnar sums are."""
     return _system(
@@ -379,7 +388,7 @@ def _closest_trijet(buf, n, target, margin):
                     m, _, margin2 = _trijet(buf, i, j, k, margin)
                     state = _closer(state, m, margin2, target, margin, i, j, k)
     best, best_margin, others, total, i, j, k = state
-    return i, j, k, not others > best + best_margin or not total < margin * HUGE
+    return i, j, k, _unsure(best, best_margin, others, total, margin)
 
 
 def trijet_closest_to(offsets, px, py, pt, eta, mass, btag, target, margin=MARGIN):
@@ -507,7 +516,7 @@ def _trijets(offsets, px, py, pt, eta, mass, btag, target, margin, out_px, out_p
                 out_px[row] = px[lo + i] + px[lo + j] + px[lo + k]
                 out_py[row] = py[lo + i] + py[lo + j] + py[lo + k]
                 out_btag[row] = max(max(btag[lo + i], btag[lo + j]), btag[lo + k])
-                if not others[e] > best[e] + best_margin[e] or not total[e] < margin * HUGE:
+                if _unsure(best[e], best_margin[e], others[e], total[e], margin):
                     unsure[n_unsure], slots[n_unsure] = events[e], row
                     n_unsure += 1
     many = order[starts[SIDE_BY_SIDE + 1] :]
@@ -617,7 +626,7 @@ def _z_closest(mu_buf, mu_charge, mu_lo, n_mu, el_buf, el_charge, el_lo, n_el, z
     )
     mu_a, mu_b = (a, b) if collection == 0 else (-1, -1)
     el_a, el_b = (a, b) if collection == 1 else (-1, -1)
-    unsure = not others > best + best_margin or not total < margin * HUGE
+    unsure = _unsure(best, best_margin, others, total, margin)
     return mu_a, mu_b, el_a, el_b, unsure
 
 
