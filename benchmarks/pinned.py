@@ -2,14 +2,16 @@
 
 Figures taken in one long-lived process drift with what ran before (caches, JIT state,
 allocator); a fresh process per system and a core of its own make rows comparable. The
-parent (:func:`measure_together`) starts one process per system under ``taskset``, all on
-the same core; each warms up (:func:`warm_up`: a first call, then calls for as long as a
-run) and then waits. A round gives every system one run of at least ``min_run_s`` seconds,
-made of ``slices`` pieces that alternate between the systems (as many calls as fit in each
-piece, at least one): this VM's speed wanders on a scale of seconds, so runs taken back to back
-as whole blocks of 3 s differed by up to 30% in their ratio, where pieces of a fraction of
-a second see the same machine. Each run reports the wall and the CPU time per call; a
-system's runs are kept in round order (``all_s``), so run ``i`` of every system of one call
+parent (:func:`measure_rounds`) starts, for every round, one process per system under
+``taskset``, all on the same core; each warms up (:func:`warm_up`: a first call, then
+calls for ``WARM_UP_S`` of CPU time) and then waits. A round gives every system one run of
+at least ``min_run_s`` seconds, made of ``slices`` pieces that alternate between the systems
+(as many calls as fit in each piece, at least one): this VM's speed wanders on a scale of
+seconds, so runs taken back to back as whole blocks of 3 s differed by up to 30% in their
+ratio, where pieces of a fraction of a second see the same machine. Rounds go round-major
+over all the sets measured (every analysis of a codec), so a row's runs come from as many
+processes and moments as it has rounds. Each run reports the wall and the CPU time per call;
+a system's runs are kept in round order (``all_s``), so run ``i`` of every system of one set
 is from the same round, and a ratio of two systems can be taken round by round
 (:func:`benchmarks.throughput.ratios`).
 On a quiet machine the two agree (CPU/wall near 1); on a shared one the process CPU time is
@@ -31,6 +33,10 @@ import time
 
 READY, RESULT = "PINNED-READY ", "PINNED-RESULT "
 SLICES = 8  # pieces of a run
+# CPU seconds of calls after the first, before a round: coffea's ADL Q5 ran 6% slower
+# after 1 s (4.7-5.0 million events/s against 5.0-5.2 after 3 s; its heap still growing),
+# the other systems the same
+WARM_UP_S = 3.0
 
 
 def core() -> int:
@@ -77,10 +83,12 @@ def _stats(seconds: list[float]) -> dict:
     }
 
 
-def summary(warmup_s: float, runs: list[dict]) -> dict:
+def summary(runs: list[dict]) -> dict:
     walls, cpus = [r["wall"] for r in runs], [r["cpu"] for r in runs]
     return {
-        "warmup_s": warmup_s,
+        "first_call_s": [r["first_call_s"] for r in runs],
+        "pids": [r["pid"] for r in runs],
+        "started": [r["started"] for r in runs],
         "wall": _stats(walls),
         "cpu": _stats(cpus),
         "cpu_over_wall": sum(cpus) / sum(walls),
@@ -119,14 +127,11 @@ def _round(
             pieces[name].append(ask(name, specs[name]["min_run_s"] / slices))
 
 
-def measure_together(
-    specs: dict[str, dict], runs: int, cpu: int | None = None, slices: int = SLICES
-) -> dict:
-    """One pinned process per spec (system, analysis, files, params, chunk_size,
-    min_run_s), their runs interleaved over ``runs`` rounds, each run in ``slices`` pieces
-    that alternate with the other systems'; results by spec name, each system's runs in
-    round order."""
-    cpu = core() if cpu is None else cpu
+@contextlib.contextmanager
+def _warmed_up(specs: dict[str, dict], cpu: int):
+    """One process per spec, pinned to ``cpu`` and warmed up: yields the function that asks
+    one for a piece of ``seconds`` and what each reported when ready (its pid, its first
+    call's seconds)."""
     with contextlib.ExitStack() as stack:
         # stderr to files: a chatty child never blocks on a full pipe
         logs = {name: stack.enter_context(tempfile.TemporaryFile("w+")) for name in specs}
@@ -149,28 +154,63 @@ def measure_together(
             for name, spec in specs.items()
         }
         try:
-            warmup = {name: float(_read(p, logs[name], READY, name)) for name, p in procs.items()}
-            results: dict[str, list] = {name: [] for name in procs}
-            load = [loadavg()]
-            names = list(procs)
+            ready = {
+                name: json.loads(_read(p, logs[name], READY, name)) for name, p in procs.items()
+            }
 
             def ask(name: str, seconds: float) -> dict:
                 procs[name].stdin.write(f"run {seconds!r}\n")
                 procs[name].stdin.flush()
                 return json.loads(_read(procs[name], logs[name], RESULT, name))
 
-            for r in range(runs):
-                for name, run in _round(ask, specs, names, slices, first=r).items():
-                    results[name].append(run)
-                load.append(loadavg())
+            yield ask, ready
         finally:
             for p in procs.values():
                 p.stdin.close()
                 p.wait()
+
+
+def measure_rounds(
+    sets: dict[str, dict[str, dict]],
+    runs: int,
+    cpu: int | None = None,
+    slices: int = SLICES,
+    progress=None,
+) -> dict[str, dict[str, dict]]:
+    """Every set of specs (system, analysis, files, params, chunk_size, min_run_s) measured
+    in ``runs`` rounds, round-major: round ``r`` of every set before round ``r + 1`` of any,
+    each round in fresh processes warmed up for it. A peer's speed differed between
+    processes and between moments of one machine by more than within one process (ROOT's ADL
+    Q1: 16-24 million events/s in three runs half an hour apart, 2-3% within each): a median
+    over rounds of several processes, spread over the whole measurement, is what a second
+    measurement reproduces. Results by set and spec name, each system's runs in round
+    order, with the pid, first call and start of each round's process."""
+    cpu = core() if cpu is None else cpu
+    out = {key: {name: [] for name in specs} for key, specs in sets.items()}
+    load = {key: [] for key in sets}
+    for r in range(runs):
+        for key, specs in sets.items():
+            started = time.monotonic()
+            with _warmed_up(specs, cpu) as (ask, ready):
+                load[key].append(loadavg())
+                for name, run in _round(ask, specs, list(specs), slices, first=r).items():
+                    out[key][name].append({**run, **ready[name], "started": started})
+            if progress:
+                progress(r, key)
     return {
-        name: {**summary(warmup[name], results[name]), "core": cpu, "loadavg": load}
-        for name in procs
+        key: {
+            name: {**summary(runs_of), "core": cpu, "loadavg": load[key]}
+            for name, runs_of in systems.items()
+        }
+        for key, systems in out.items()
     }
+
+
+def measure_together(
+    specs: dict[str, dict], runs: int, cpu: int | None = None, slices: int = SLICES
+) -> dict:
+    """One set of specs in ``runs`` rounds (:func:`measure_rounds`), results by spec name."""
+    return measure_rounds({"": specs}, runs, cpu, slices)[""]
 
 
 def warm_up(call, seconds: float) -> float:
@@ -209,7 +249,8 @@ def main(argv: list[str]) -> int:
     call = build(
         spec["system"], spec["analysis"], spec["files"], spec["params"], spec.get("chunk_size")
     )
-    print(READY + str(warm_up(call, spec["min_run_s"])), flush=True)
+    first = warm_up(call, spec.get("warm_up_s", WARM_UP_S))
+    print(READY + json.dumps({"pid": os.getpid(), "first_call_s": first}), flush=True)
     for line in sys.stdin:
         command, _, seconds = line.partition(" ")
         if command == "run":

@@ -58,10 +58,12 @@ def _table(result: dict, codec: str) -> list[str]:
     ratios = throughput.ratios(rows)
     slices = result.get("slices")  # results before 2026-11-23 11:00 ran whole
     pieces = f" in {slices} alternating pieces" if slices else ""
+    warm_up = result.get("warm_up_s")  # results before 2026-11-24 03:00: one process per row
+    processes = f", each round in fresh processes ({warm_up:g} s warm-up)" if warm_up else ""
     lines = [
         f"Codec {codec}, one pinned core, {result['events']} events (seed analyses), "
         f"{result['adl_events']} (ADL); {result['clock']} time, median of {result['runs']} runs of at least "
-        f"{result['min_run_s']:g} s{pieces}; Mev/s; ratios: median of the per-round ratios of the "
+        f"{result['min_run_s']:g} s{pieces}{processes}; Mev/s; ratios: median of the per-round ratios of the "
         f"systems' paired runs; n.q. = not quoted (min-max spread of the runs, or of a ratio's "
         f"per-round values, over {100 * result['max_spread']:.0f}%):",
         "",

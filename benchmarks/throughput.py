@@ -3,8 +3,9 @@
 Systems, on the same files: ours (serial), ROOT RDataFrame (the analysis as the seed
 notebooks write it), coffea (ADL queries, NanoEvents with virtual arrays: only touched
 columns are read), the I/O floor (uproot reading the declared branches in ours' chunks) and
-raw decompression (the codec library alone on the same baskets). Each row is its own
-process pinned to one core (:mod:`benchmarks.pinned`): warm-up, then ``runs`` runs of at
+raw decompression (the codec library alone on the same baskets). Each row runs in
+processes of its own pinned to one core (:mod:`benchmarks.pinned`): ``runs`` rounds over
+every analysis of a codec, each round a fresh warmed-up process per system and one run of at
 least ``min_run_s`` seconds, interleaved with the other systems' runs on the same analysis;
 the median is reported with CPU/wall and the min-max spread,
 and a row whose spread exceeds ``MAX_SPREAD`` is marked not quoted. ``clock`` picks the
@@ -25,8 +26,8 @@ from pathlib import Path
 from analysis_kernels import get_analysis
 from analysis_kernels.executor.chunks import expand_inputs
 from benchmarks.common import branch_bytes, dataset, save
-from benchmarks.pinned import SLICES
-from benchmarks.pinned import measure_together as pinned
+from benchmarks.pinned import SLICES, WARM_UP_S
+from benchmarks.pinned import measure_rounds as pinned
 from benchmarks.workloads import systems_for
 
 SEED_ANALYSES = {"ds": {}, "stop": {"n_variations": 20}, "dt": {}}
@@ -53,14 +54,16 @@ def measure(
     analyses = analyses or [*SEED_ANALYSES, *ADL_QUERIES]
     rows = []
     for codec in codecs:
+        sets, sizes = {}, {}
         for analysis in analyses:
             params = SEED_ANALYSES.get(analysis, {})
             n = adl_events if analysis.startswith("adl_") else events
             files = expand_inputs(dataset(get_analysis(analysis).generator, data_root, 1, n, codec))
-            cbytes, ubytes = (
-                branch_bytes(analysis, files, kind) for kind in ("compressed", "uncompressed")
+            sizes[analysis] = (
+                n,
+                *(branch_bytes(analysis, files, kind) for kind in ("compressed", "uncompressed")),
             )
-            specs = {
+            sets[analysis] = {
                 system: {
                     "system": system,
                     "analysis": analysis,
@@ -70,7 +73,10 @@ def measure(
                 }
                 for system in systems_for(analysis)
             }
-            for system, t in pinned(specs, runs).items():
+        measured = pinned(sets, runs, progress=_progress(codec, runs))
+        for analysis, systems in measured.items():
+            n, cbytes, ubytes = sizes[analysis]
+            for system, t in systems.items():
                 t.update(t[clock])  # median_s, spread, ... of the chosen clock
                 rows.append(
                     {
@@ -88,8 +94,7 @@ def measure(
                 )
                 print(
                     f"  {codec:4s} {analysis:7s} {system:10s} {n / t['median_s'] / 1e6:8.3f} Mev/s"
-                    f"  spread {100 * t['spread']:4.1f}%  cpu/wall {t['cpu_over_wall']:.3f}"
-                    f"  load {t['loadavg'][0][0]:.2f}",
+                    f"  spread {100 * t['spread']:4.1f}%  cpu/wall {t['cpu_over_wall']:.3f}",
                     flush=True,
                 )
             paired = ratios(rows)[(analysis, codec)].items()
@@ -105,11 +110,19 @@ def measure(
         "min_run_s": min_run_s,
         "runs": runs,
         "slices": SLICES,
+        "warm_up_s": WARM_UP_S,
         "max_spread": MAX_SPREAD,
         "clock": clock,
     }
     save("throughput", result)
     return result
+
+
+def _progress(codec: str, runs: int):
+    def done(r: int, analysis: str) -> None:
+        print(f"  {codec} round {r + 1}/{runs} {analysis}", flush=True)
+
+    return done
 
 
 def paired(numerator: list[float], denominator: list[float]) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import statistics
 import time
 import weakref
@@ -17,7 +18,7 @@ from analysis_kernels.executor.chunks import expand_inputs
 from analysis_kernels.generate import DatasetSpec, generate_dataset
 from analysis_kernels.schema import open_tree
 from benchmarks import common, compare, run, throughput
-from benchmarks.pinned import _round, measure_together, one_run, warm_up
+from benchmarks.pinned import _round, measure_rounds, measure_together, one_run, warm_up
 from benchmarks.workloads import STORED, basket_blocks, declared, decompressors
 
 STEADY = [1.0, 1.0, 1.0, 1.0, 1.0]
@@ -115,13 +116,28 @@ def test_a_round_alternates_short_pieces_until_each_system_has_run_its_minimum()
 
 def test_systems_run_in_interleaved_pinned_processes(datasets):
     files = [str(f) for f in expand_inputs(datasets["ds"])[:1]]
-    spec = {"analysis": "ds", "files": files, "params": {}, "min_run_s": 0.05}
+    spec = {"analysis": "ds", "files": files, "params": {}, "min_run_s": 0.05, "warm_up_s": 0.05}
     out = measure_together({s: {**spec, "system": s} for s in ("io-floor", "raw")}, runs=3)
     for result in out.values():
         assert len(result["wall"]["all_s"]) == 3 and min(result["calls_per_run"]) >= 1
         assert min(result["pieces_per_run"]) >= 1
         assert result["wall"]["min_s"] <= result["wall"]["median_s"] <= result["wall"]["max_s"]
-        assert len(result["loadavg"]) == 4  # before, and after each round
+        assert len(result["loadavg"]) == 3  # at the start of each round
+    pids = [pid for result in out.values() for pid in result["pids"]]
+    assert len(set(pids)) == 6 and os.getpid() not in pids  # a process per system and round
+
+
+def test_rounds_go_round_major_over_the_sets(datasets):
+    """Round r of every analysis comes before round r + 1 of any: a row's runs are spread
+    over the whole measurement, not taken in one stretch of it."""
+    files = [str(f) for f in expand_inputs(datasets["ds"])[:1]]
+    spec = {"analysis": "ds", "files": files, "params": {}, "min_run_s": 0.02, "warm_up_s": 0.0}
+    sets = {key: {"raw": {**spec, "system": "raw"}} for key in ("a", "b")}
+    done = []
+    out = measure_rounds(sets, runs=2, progress=lambda r, key: done.append((r, key)))
+    assert done == [(0, "a"), (0, "b"), (1, "a"), (1, "b")]
+    a, b = out["a"]["raw"]["started"], out["b"]["raw"]["started"]
+    assert a[0] < b[0] < a[1] < b[1]
 
 
 @pytest.mark.parametrize("query", ["q1", "q5", "q8"])
