@@ -18,7 +18,14 @@ from analysis_kernels.executor.chunks import expand_inputs
 from analysis_kernels.generate import DatasetSpec, generate_dataset
 from analysis_kernels.schema import open_tree
 from benchmarks import common, compare, run, throughput
-from benchmarks.pinned import _round, measure_rounds, measure_together, one_run, warm_up
+from benchmarks.pinned import (
+    _round,
+    measure_rounds,
+    measure_together,
+    one_run,
+    prime,
+    warm_up,
+)
 from benchmarks.workloads import STORED, basket_blocks, declared, decompressors
 
 STEADY = [1.0, 1.0, 1.0, 1.0, 1.0]
@@ -138,6 +145,20 @@ def test_rounds_go_round_major_over_the_sets(datasets):
     assert done == [(0, "a"), (0, "b"), (1, "a"), (1, "b")]
     a, b = out["a"]["raw"]["started"], out["b"]["raw"]["started"]
     assert a[0] < b[0] < a[1] < b[1]
+
+
+def test_priming_fills_numba_cache_before_the_first_round(datasets, tmp_path, monkeypatch):
+    """Every measured process loads the kernels a priming process compiled and cached."""
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    files = [str(f) for f in expand_inputs(datasets["ds"])[:1]]
+    prime([{"system": "io-floor", "analysis": "ds", "files": files, "params": {}}])
+    assert list(tmp_path.rglob("*.nbi")) and list(tmp_path.rglob("*.nbc"))
+
+
+def test_a_failed_priming_names_the_system_and_the_analysis(tmp_path):
+    missing = str(tmp_path / "missing.root")
+    with pytest.raises(RuntimeError, match="priming ours on ds failed"):
+        prime([{"system": "ours", "analysis": "ds", "files": [missing], "params": {}}])
 
 
 @pytest.mark.parametrize("query", ["q1", "q5", "q8"])
