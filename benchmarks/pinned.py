@@ -129,6 +129,11 @@ def _round(
             pieces[name].append(ask(name, specs[name]["min_run_s"] / slices))
 
 
+def _command(spec: dict, *options: str) -> list[str]:
+    """The command line of a measuring process (:func:`main`): its options, then the spec."""
+    return [sys.executable, "-m", "benchmarks.pinned", *options, json.dumps(spec)]
+
+
 @contextlib.contextmanager
 def _warmed_up(specs: dict[str, dict], cpu: int):
     """One process per spec, pinned to ``cpu`` and warmed up: yields the function that asks
@@ -139,15 +144,7 @@ def _warmed_up(specs: dict[str, dict], cpu: int):
         logs = {name: stack.enter_context(tempfile.TemporaryFile("w+")) for name in specs}
         procs = {
             name: subprocess.Popen(
-                [
-                    "taskset",
-                    "-c",
-                    str(cpu),
-                    sys.executable,
-                    "-m",
-                    "benchmarks.pinned",
-                    json.dumps(spec),
-                ],
+                ["taskset", "-c", str(cpu), *_command(spec)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=logs[name],
@@ -180,7 +177,7 @@ def prime(specs: list[dict]) -> None:
     rounds (DT's and Q6's were not slower)."""
     for spec in specs:
         done = subprocess.run(
-            [sys.executable, "-m", "benchmarks.pinned", "--once", json.dumps(spec)],
+            _command(spec, "--once"),
             capture_output=True,
             text=True,
         )
