@@ -207,9 +207,14 @@ def test_bad_input_in_a_batch_is_named_and_accounted(ds_with_a_bad_basket, monke
 @pytest.mark.slow
 def test_worker_killed_mid_batch_changes_nothing(datasets):
     """SIGKILL a worker while it runs its batch of cached chunks: Dask runs the batch again on
-    the other worker, which reads those chunks from storage; the result is unchanged."""
+    the other worker, which reads those chunks from storage; the result is unchanged.
+
+    The victim is the first worker that says it is executing a batch: asked of the workers
+    themselves, not guessed from the scheduler's view and a delay (a batch of cached chunks
+    takes 0.2 s, shorter than any delay that guess needed).
+    """
+    import os
     import threading
-    import time
 
     from distributed import Client
 
@@ -218,42 +223,44 @@ def test_worker_killed_mid_batch_changes_nothing(datasets):
     params = {"n_variations": 1000}
     serial = run("stop", datasets["stop"], params=params, chunk_size=1500)
     cluster = DaskProcesses(n_workers=2)
-    victim = cluster.workers[0]
-    killed = threading.Event()
+    killed, finished = [], threading.Event()
 
-    def kill_mid_batch():
-        with Client(cluster.scheduler_address) as watcher:
-            busy_since, deadline = None, time.monotonic() + 120
-            while time.monotonic() < deadline:
-                processing = watcher.processing()
-                batches = [k for keys in processing.values() for k in keys if "-batch-" in k]
-                if len(processing) == 2 and all(processing.values()) and batches:
-                    busy_since = busy_since or time.monotonic()
-                    if time.monotonic() - busy_since > 0.3:
-                        victim.kill()
-                        killed.set()
-                        return
-                time.sleep(0.02)
+    def executing_batches(dask_worker):
+        return [str(t.key) for t in dask_worker.state.executing if "-batch-" in str(t.key)]
+
+    def kill_mid_batch(watcher):
+        by_pid = {process.pid: process for process in cluster.workers}
+        pids = watcher.run(os.getpid)
+        while not finished.is_set():
+            busy = [a for a, keys in watcher.run(executing_batches).items() if keys]
+            if busy:
+                victim = by_pid[pids[busy[0]]]
+                victim.kill()
+                killed.append(victim)
+                return
 
     try:
         address = cluster.scheduler_address
         cold = run(
             "stop", datasets["stop"], executor=address, params=params, chunk_size=1500, cache=True
         )
-        killer = threading.Thread(target=kill_mid_batch)
-        killer.start()
-        with Client(address) as client:
-            warm = run(
-                "stop",
-                datasets["stop"],
-                executor=client,
-                params=params,
-                chunk_size=1500,
-                cache=True,
-            )
-        killer.join()
-        assert killed.is_set(), "the worker was not killed while batches were running"
-        assert victim.poll() is not None
+        with Client(address) as watcher, Client(address) as client:
+            killer = threading.Thread(target=kill_mid_batch, args=(watcher,))
+            killer.start()
+            try:
+                warm = run(
+                    "stop",
+                    datasets["stop"],
+                    executor=client,
+                    params=params,
+                    chunk_size=1500,
+                    cache=True,
+                )
+            finally:
+                finished.set()
+                killer.join()
+        assert killed, "no worker was seen executing a batch"
+        assert killed[0].wait(timeout=10) is not None
     finally:
         cluster.stop()
     assert 0 < warm.bytes_read < cold.bytes_read  # the lost batch was read again, elsewhere

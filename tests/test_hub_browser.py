@@ -83,7 +83,8 @@ def test_landing_page_says_what_the_facility_is(page, facility):
     screenshot(page, "landing")
 
 
-def test_cms_user_logs_in_picks_a_profile_and_finds_the_dask_sidebar(page, facility):
+def test_cms_user_logs_in_picks_a_profile_and_finds_the_dask_sidebar(page, facility, login):
+    login("alice").stop_server()  # other tests on this session's facility may have started it
     sign_in(page, facility, "alice", "alice-pw")
     page.wait_for_url("**/hub/spawn**")
     expect(page.locator("h1")).to_have_text("Start your server on Analysis Facility")

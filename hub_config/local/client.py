@@ -109,10 +109,18 @@ class HubUser:
             socket.close()
             requests.delete(f"{base}/api/kernels/{kernel}", headers=headers, timeout=60)
 
-    def stop_server(self, server: str = "") -> None:
+    def stop_server(self, server: str = "", timeout: float = 120) -> None:
+        """Stop this user's (named) server, if it runs, and wait until the hub has stopped it."""
         name = requests.utils.quote(self.name, safe="")
         path = f"/users/{name}/servers/{server}" if server else f"/users/{name}/server"
-        self.api("DELETE", path, json={"remove": bool(server)})
+        reply = self.api("DELETE", path, json={"remove": bool(server)})
+        if reply.status_code not in (202, 204, 404):
+            raise RuntimeError(f"stopping {self.name}'s server: {reply.status_code} {reply.text}")
+        deadline = time.monotonic() + timeout
+        while server in self.api("GET", f"/users/{name}").json()["servers"]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name}'s server still stopping after {timeout:.0f} s")
+            time.sleep(0.5)
 
 
 class KernelError(RuntimeError):
