@@ -101,10 +101,10 @@ def throughput(result: dict, out: Path, codec: str = "ZSTD") -> Path:
             for a in analyses
         ]
         ax.bar(np.arange(len(analyses)) + i * width, values, width, label=system)
-    ax.set_xticks(np.arange(len(analyses)) + 0.4 - width / 2, analyses)
+    ax.set_xticks(np.arange(len(analyses)) + 0.4 - width / 2, analyses, rotation=30, ha="right")
     ax.set_yscale("log")
     ax.set_ylabel("events / s / core")
-    ax.legend(fontsize="small", ncol=4)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))  # off the bars
     ax.set_title(f"codec {codec}", fontsize="small")
     return _save(fig, out / f"throughput_{codec}.png")
 
