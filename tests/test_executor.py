@@ -11,6 +11,7 @@ import pytest
 from analysis_kernels import run
 from analysis_kernels.generate import load_truth
 from tests.outputs import same_output
+from tests.worker_kill import first_worker_killed_executing
 
 PARAMS = {"ds": {}, "stop": {"n_variations": 25}, "dt": {}}
 
@@ -207,15 +208,7 @@ def test_bad_input_in_a_batch_is_named_and_accounted(ds_with_a_bad_basket, monke
 @pytest.mark.slow
 def test_worker_killed_mid_batch_changes_nothing(datasets):
     """SIGKILL a worker while it runs its batch of cached chunks: Dask runs the batch again on
-    the other worker, which reads those chunks from storage; the result is unchanged.
-
-    The victim is the first worker that says it is executing a batch: asked of the workers
-    themselves, not guessed from the scheduler's view and a delay (a batch of cached chunks
-    takes 0.2 s, shorter than any delay that guess needed).
-    """
-    import os
-    import threading
-
+    the other worker, which reads those chunks from storage; the result is unchanged."""
     from distributed import Client
 
     from analysis_kernels.executor.processes import DaskProcesses
@@ -223,42 +216,20 @@ def test_worker_killed_mid_batch_changes_nothing(datasets):
     params = {"n_variations": 1000}
     serial = run("stop", datasets["stop"], params=params, chunk_size=1500)
     cluster = DaskProcesses(n_workers=2)
-    killed, finished = [], threading.Event()
-
-    def executing_batches(dask_worker):
-        return [str(t.key) for t in dask_worker.state.executing if "-batch-" in str(t.key)]
-
-    def kill_mid_batch(watcher):
-        by_pid = {process.pid: process for process in cluster.workers}
-        pids = watcher.run(os.getpid)
-        while not finished.is_set():
-            busy = [a for a, keys in watcher.run(executing_batches).items() if keys]
-            if busy:
-                victim = by_pid[pids[busy[0]]]
-                victim.kill()
-                killed.append(victim)
-                return
-
     try:
         address = cluster.scheduler_address
         cold = run(
             "stop", datasets["stop"], executor=address, params=params, chunk_size=1500, cache=True
         )
-        with Client(address) as watcher, Client(address) as client:
-            killer = threading.Thread(target=kill_mid_batch, args=(watcher,))
-            killer.start()
-            try:
-                warm = run(
-                    "stop",
-                    datasets["stop"],
-                    executor=client,
-                    params=params,
-                    chunk_size=1500,
-                    cache=True,
-                )
-            finally:
-                finished.set()
-                killer.join()
+        with Client(address) as client, first_worker_killed_executing(cluster, "-batch-") as killed:
+            warm = run(
+                "stop",
+                datasets["stop"],
+                executor=client,
+                params=params,
+                chunk_size=1500,
+                cache=True,
+            )
         assert killed, "no worker was seen executing a batch"
         assert killed[0].wait(timeout=10) is not None
     finally:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import numpy as np
 import pytest
 import uproot
@@ -16,6 +13,7 @@ from analysis_kernels.errors import InputError
 from analysis_kernels.executor.processes import DaskProcesses
 from analysis_kernels.generate import DatasetSpec, generate_dataset
 from analysis_kernels.schema import read_chunk
+from tests.worker_kill import first_worker_killed_executing
 
 
 @pytest.mark.slow
@@ -24,37 +22,17 @@ def test_worker_killed_mid_run_changes_nothing(datasets):
     params = {"n_variations": 150}
     serial = run("stop", datasets["stop"], params=params, chunk_size=1500)
     cluster = DaskProcesses(n_workers=2)
-    victim = cluster.workers[0]
-    killed = threading.Event()
-
-    def kill_when_busy():
-        """Kill the victim once both workers have been running chunks for a moment."""
-        with Client(cluster.scheduler_address) as watcher:
-            busy_since = None
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                processing = watcher.processing()
-                if len(processing) == 2 and all(processing.values()):
-                    busy_since = busy_since or time.monotonic()
-                    if time.monotonic() - busy_since > 0.5:
-                        victim.kill()
-                        killed.set()
-                        return
-                time.sleep(0.05)
-
     try:
-        killer = threading.Thread(target=kill_when_busy)
-        killer.start()
-        report = run(
-            "stop",
-            datasets["stop"],
-            executor=cluster.scheduler_address,
-            params=params,
-            chunk_size=1500,
-        )
-        killer.join()
-        assert killed.is_set(), "the worker was not killed while chunks were running"
-        assert victim.poll() is not None
+        with first_worker_killed_executing(cluster, "-chunk-") as killed:
+            report = run(
+                "stop",
+                datasets["stop"],
+                executor=cluster.scheduler_address,
+                params=params,
+                chunk_size=1500,
+            )
+        assert killed, "no worker was seen executing a chunk"
+        assert killed[0].wait(timeout=10) is not None
         with Client(cluster.scheduler_address) as client:
             assert len(client.scheduler_info()["workers"]) == 1
     finally:

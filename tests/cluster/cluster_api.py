@@ -180,8 +180,8 @@ def make_tenant(cluster, hub_account: str, owner: str) -> dict:
         )
     ]
     for manifest in manifests + secrets:
-        deadline = time.monotonic() + 10
-        while True:  # RBAC takes a moment to see the hub's new binding
+        deadline = time.monotonic() + 60
+        while True:  # RBAC takes a moment (longer on a busy machine) to see the hub's new binding
             made = create(cluster, manifest, user=hub_account, namespace=namespace)
             if made.returncode == 0 or time.monotonic() > deadline:
                 break
