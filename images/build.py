@@ -13,6 +13,7 @@ with nothing changed builds and exports nothing.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import shutil
@@ -269,9 +270,15 @@ def main(argv: list[str] | None = None) -> None:
         if not shutil.which(tool):
             sys.exit(f"{tool} is not installed (Debian package {tool}; `make images` installs it)")
     OUT.mkdir(parents=True, exist_ok=True)
-    if args.force and images_named(f"{LOCAL}/base"):
+    with open(OUT / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time (two test workers may ask at once)
+        build_all(with_bases(args.names or list(known), known), known, args.force)
+
+
+def build_all(wanted: list[str], known: dict[str, Image], force: bool) -> None:
+    """Build ``wanted`` in order, export those with a reference, and keep index.json current."""
+    if force and images_named(f"{LOCAL}/base"):
         run("podman", "rmi", "--force", *images_named(f"{LOCAL}/base"))
-    wanted = with_bases(args.names or list(known), known)
     tags = {"base": build_base()}
     index_path = OUT / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
@@ -281,7 +288,9 @@ def main(argv: list[str] | None = None) -> None:
         tags[name] = build(image, tags)
         if image.reference:
             export(image, index)
-            index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+            partial = index_path.with_suffix(".partial")  # readers never see half a file
+            partial.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+            partial.replace(index_path)
         print(f"{name}: {image.reference or tags[name]} ({time.monotonic() - started:.0f} s)")
 
 

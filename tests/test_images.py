@@ -259,6 +259,24 @@ def test_images_are_named_as_the_chart_pulls_them_and_saved_for_containerd(built
         assert names == [reference], names
 
 
+def test_a_build_waits_for_one_under_way_and_leaves_the_index_whole(built):
+    """The node's and the storage grid's tests may both run images/build.py at once: a second
+    build waits on the first's lock, so index.json is never written by two builds at a time."""
+    import fcntl
+
+    before = json.loads((ARCHIVES / "index.json").read_text())
+    with open(ARCHIVES / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a build under way
+        waiting = subprocess.Popen([sys.executable, "images/build.py", "analysis"], cwd=ROOT)
+        try:
+            with pytest.raises(subprocess.TimeoutExpired):
+                waiting.wait(timeout=5)  # all cached: it would take under a second
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    assert waiting.wait(timeout=600) == 0
+    assert json.loads((ARCHIVES / "index.json").read_text()) == before
+
+
 @pytest.mark.slow
 def test_each_image_runs_as_its_chart_expects(built, tmp_path):
     """Users' namespaces and the operator's pod enforce runAsNonRoot: numeric non-root users;
