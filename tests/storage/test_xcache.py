@@ -257,11 +257,11 @@ def test_the_charts_cache_in_its_image_serves_alice_and_refuses_bob(
     assert os.geteuid() == 0, "chroot into the image's root filesystem needs root"
     image = yaml.safe_load((ROOT / "charts/analysis-facility/values.yaml").read_text())
     reference = "{name}:{tag}".format(**image["xcache"]["image"])
-    ports = (free_port(), free_port())
-    config = _rendered_config(cached_grid.origin, ports, tmp_path)
     ca = grid.facility.ca
     cert, key = ca.issue("chart-xcache")
     with _image_root(reference) as root:
+        ports = (free_port(), free_port())  # after the image build, so they are still free
+        config = _rendered_config(cached_grid.origin, ports, tmp_path)
         for name, text in config.items():
             _install(root / "etc/xcache/config" / name, text.encode(), 0o644)
         _install(root / "etc/xcache/tls/tls.crt", cert.read_bytes(), 0o440)
