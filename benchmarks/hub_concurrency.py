@@ -61,10 +61,9 @@ def measure(users: int) -> dict:
             started = time.perf_counter()
             with ThreadPoolExecutor(max_workers=users) as pool:
                 arrivals = list(pool.map(lambda n: _arrive(facility.url, n), names))
-            wall = time.perf_counter() - started
-            hub_cpu, idp_cpu = _cpu(hub) - hub_cpu, _cpu(idp) - idp_cpu
-            for arrival in arrivals:
-                arrival.pop("user").stop_server()
+                wall = time.perf_counter() - started
+                hub_cpu, idp_cpu = _cpu(hub) - hub_cpu, _cpu(idp) - idp_cpu
+                list(pool.map(lambda arrival: arrival.pop("user").stop_server(), arrivals))
     ready = [a["ready_s"] for a in arrivals]
     login = [a["login_s"] for a in arrivals]
     result = {

@@ -89,8 +89,8 @@ def test_warm_up_calls_for_a_run_and_leaves_no_garbage_behind():
     made, walls = [], []
 
     def call():
-        made.append(weakref.ref(_Cycle()))
         began, busy = time.perf_counter(), time.process_time()
+        made.append(weakref.ref(_Cycle()))
         while time.process_time() - busy < 0.01:
             pass
         walls.append(time.perf_counter() - began)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import pytest
 import uproot
@@ -32,7 +34,7 @@ def test_worker_killed_mid_run_changes_nothing(datasets):
                 chunk_size=1500,
             )
         assert killed, "no worker was seen executing a chunk"
-        assert killed[0].wait(timeout=10) is not None
+        assert killed[0].wait(timeout=10) == -signal.SIGKILL
         with Client(cluster.scheduler_address) as client:
             assert len(client.scheduler_info()["workers"]) == 1
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,29 +22,40 @@ from analysis_kernels.executor.processes import DaskProcesses
 @contextmanager
 def first_worker_killed_executing(cluster: DaskProcesses, marker: str) -> Iterator[list]:
     """SIGKILL the first of ``cluster``'s workers seen executing a task whose key holds
-    ``marker``, while the block runs; the list yielded holds its process once killed."""
+    ``marker``, while the block runs; the list yielded holds its process once killed.
+
+    A worker's pid is its process's: ``DaskProcesses`` starts workers without a nanny.
+    """
     killed: list[subprocess.Popen] = []
+    failed: list[BaseException] = []
     finished = threading.Event()
 
     def executing(dask_worker) -> list[str]:
         return [str(t.key) for t in dask_worker.state.executing if marker in str(t.key)]
 
     def watch(watcher: Client) -> None:
-        by_pid = {process.pid: process for process in cluster.workers}
-        pids = watcher.run(os.getpid)
-        while not finished.is_set():
-            busy = [address for address, keys in watcher.run(executing).items() if keys]
-            if busy:
-                victim = by_pid[pids[busy[0]]]
-                victim.kill()
-                killed.append(victim)
-                return
+        try:
+            by_pid = {process.pid: process for process in cluster.workers}
+            pids = watcher.run(os.getpid)
+            while not finished.is_set():
+                busy = [address for address, keys in watcher.run(executing).items() if keys]
+                if busy:
+                    victim = by_pid[pids[busy[0]]]
+                    victim.kill()
+                    killed.append(victim)
+                    return
+                time.sleep(0.01)  # leaves the workers' event loops their core
+        except BaseException as error:  # raised in the test, not lost with the thread
+            failed.append(error)
 
     with Client(cluster.scheduler_address) as watcher:
-        thread = threading.Thread(target=watch, args=(watcher,))
+        thread = threading.Thread(target=watch, args=(watcher,), daemon=True)
         thread.start()
         try:
             yield killed
         finally:
             finished.set()
-            thread.join()
+            thread.join(timeout=60)
+        assert not thread.is_alive(), "the watcher did not stop within 60 s"
+        if failed:
+            raise failed[0]

@@ -79,14 +79,19 @@ class HubUser:
             raise RuntimeError(f"starting {self.name}'s server: {reply.status_code} {reply.text}")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            model = self.api("GET", f"/users/{name}").json()
-            state = model["servers"].get(server, {})
+            state = self._model()["servers"].get(server, {})
             if state.get("ready"):
                 return self.hub_url + state["url"]
             if not state:
                 raise RuntimeError(f"{self.name}'s server failed to start; see the hub's log")
             time.sleep(0.5)
         raise TimeoutError(f"{self.name}'s server not ready after {timeout:.0f} s")
+
+    def _model(self) -> dict:
+        """This user's model from the hub (its servers, among others)."""
+        reply = self.api("GET", f"/users/{requests.utils.quote(self.name, safe='')}")
+        reply.raise_for_status()
+        return reply.json()
 
     def run_code(self, server_url: str, code: str, timeout: float = 600) -> str:
         """Run ``code`` in a new kernel of this user's server; its standard output, or KernelError.
@@ -117,7 +122,7 @@ class HubUser:
         if reply.status_code not in (202, 204, 404):
             raise RuntimeError(f"stopping {self.name}'s server: {reply.status_code} {reply.text}")
         deadline = time.monotonic() + timeout
-        while server in self.api("GET", f"/users/{name}").json()["servers"]:
+        while server in self._model()["servers"]:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.name}'s server still stopping after {timeout:.0f} s")
             time.sleep(0.5)

@@ -260,7 +260,8 @@ def test_the_charts_cache_in_its_image_serves_alice_and_refuses_bob(
     ca = grid.facility.ca
     cert, key = ca.issue("chart-xcache")
     with _image_root(reference) as root:
-        ports = (free_port(), free_port())  # after the image build, so they are still free
+        # Picked after the image build: less time for the other test worker to take them.
+        ports = (free_port(), free_port())
         config = _rendered_config(cached_grid.origin, ports, tmp_path)
         for name, text in config.items():
             _install(root / "etc/xcache/config" / name, text.encode(), 0o644)
