@@ -8,6 +8,7 @@ delay (a batch of cached chunks takes 0.2 s) never gives.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -20,9 +21,9 @@ from analysis_kernels.executor.processes import DaskProcesses
 
 
 @contextmanager
-def first_worker_killed_executing(cluster: DaskProcesses, marker: str) -> Iterator[list]:
+def first_worker_killed_executing(cluster: DaskProcesses, marker: str) -> Iterator[None]:
     """SIGKILL the first of ``cluster``'s workers seen executing a task whose key holds
-    ``marker``, while the block runs; the list yielded holds its process once killed.
+    ``marker``, while the block runs; after it, asserts that one was, and died of it.
 
     A worker's pid is its process's: ``DaskProcesses`` starts workers without a nanny.
     """
@@ -52,10 +53,12 @@ def first_worker_killed_executing(cluster: DaskProcesses, marker: str) -> Iterat
         thread = threading.Thread(target=watch, args=(watcher,), daemon=True)
         thread.start()
         try:
-            yield killed
+            yield
         finally:
             finished.set()
             thread.join(timeout=60)
         assert not thread.is_alive(), "the watcher did not stop within 60 s"
         if failed:
             raise failed[0]
+    assert killed, f"no worker was seen executing a task whose key holds {marker!r}"
+    assert killed[0].wait(timeout=10) == -signal.SIGKILL

@@ -51,9 +51,8 @@ class HubUser:
         body = {"note": "facility client", "expires_in": 3600}
         if scopes:
             body["scopes"] = scopes
-        name = requests.utils.quote(self.name, safe="")
         reply = self.session.post(
-            f"{self.hub_url}/hub/api/users/{name}/tokens",
+            f"{self.hub_url}/hub/api{self._user_path}/tokens",
             json=body,
             headers=self._xsrf(),
             timeout=30,
@@ -61,6 +60,15 @@ class HubUser:
         reply.raise_for_status()
         self.token = reply.json()["token"]
         return self.token
+
+    @property
+    def _user_path(self) -> str:
+        """This user's path in the hub's API (names such as e-mail addresses quoted)."""
+        return f"/users/{requests.utils.quote(self.name, safe='')}"
+
+    def _server_path(self, server: str) -> str:
+        """The API path of this user's default server, or of its server named ``server``."""
+        return f"{self._user_path}/servers/{server}" if server else f"{self._user_path}/server"
 
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
         """A hub API call with this user's token (``path`` below /hub/api)."""
@@ -71,9 +79,9 @@ class HubUser:
 
     def start_server(self, profile: str = "", server: str = "", timeout: float = 180) -> str:
         """Start this user's (named) server and wait until it answers; returns its URL."""
-        name = requests.utils.quote(self.name, safe="")
-        path = f"/users/{name}/servers/{server}" if server else f"/users/{name}/server"
-        reply = self.api("POST", path, json={"profile": profile} if profile else {})
+        reply = self.api(
+            "POST", self._server_path(server), json={"profile": profile} if profile else {}
+        )
         already = reply.status_code == 400 and "already running" in reply.text
         if reply.status_code not in (201, 202) and not already:
             raise RuntimeError(f"starting {self.name}'s server: {reply.status_code} {reply.text}")
@@ -89,7 +97,7 @@ class HubUser:
 
     def _model(self) -> dict:
         """This user's model from the hub (its servers, among others)."""
-        reply = self.api("GET", f"/users/{requests.utils.quote(self.name, safe='')}")
+        reply = self.api("GET", self._user_path)
         reply.raise_for_status()
         return reply.json()
 
@@ -116,9 +124,7 @@ class HubUser:
 
     def stop_server(self, server: str = "", timeout: float = 120) -> None:
         """Stop this user's (named) server, if it runs, and wait until the hub has stopped it."""
-        name = requests.utils.quote(self.name, safe="")
-        path = f"/users/{name}/servers/{server}" if server else f"/users/{name}/server"
-        reply = self.api("DELETE", path, json={"remove": bool(server)})
+        reply = self.api("DELETE", self._server_path(server), json={"remove": bool(server)})
         if reply.status_code not in (202, 204, 404):
             raise RuntimeError(f"stopping {self.name}'s server: {reply.status_code} {reply.text}")
         deadline = time.monotonic() + timeout
